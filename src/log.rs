@@ -1,0 +1,1 @@
+//! Logging to syslog (`/dev/log`, facility mail) or to standard error.

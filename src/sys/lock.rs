@@ -1,0 +1,1 @@
+//! Open-file-description (OFD) fcntl locks on mailbox files.

@@ -1,0 +1,6 @@
+//! The only module with `unsafe` code: thin, safe wrappers around libc calls that
+//! std does not offer (file-system identity, privilege drops, OFD locks, process
+//! control). Every `unsafe` block carries a comment saying why it is sound.
+
+pub mod lock;
+pub mod process;

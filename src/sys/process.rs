@@ -1,0 +1,1 @@
+//! Process identity and life: uids, file-system identity, privilege drops, daemonizing.
