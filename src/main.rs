@@ -1,3 +1,138 @@
 //! Command line (argh) to [`pop3d::config::Config`], then inetd or daemon mode.
 
-fn main() {}
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use argh::FromArgs;
+use pop3d::config::{self, Config, LogTarget};
+
+/// pop3d: a small POP3 server for mbox spools and crypt(3) hashes in shadow(5).
+/// Without -D it serves one session on fd 0/1, as started by inetd.
+#[derive(FromArgs)]
+struct Args {
+    /// run as a standalone daemon
+    #[argh(switch, short = 'D')]
+    daemon: bool,
+    /// with -D: stay in the foreground (for containers and service managers)
+    #[argh(switch, short = 'F')]
+    foreground: bool,
+    /// print the version and exit
+    #[argh(switch, short = 'V')]
+    version: bool,
+    /// with -D: listen on IPv4 (0.0.0.0:110 unless --listen is given)
+    #[argh(switch, short = '4')]
+    ipv4: bool,
+    /// with -D: listen on IPv6 (v6-only [::]:110 unless --listen is given)
+    #[argh(switch, short = '6')]
+    ipv6: bool,
+    /// with -D: address to listen on, ADDR:PORT (repeatable; [v6]:port for IPv6)
+    #[argh(option)]
+    listen: Vec<SocketAddr>,
+    /// spool directory; the mailbox of USER is DIR/USER (default /var/mail)
+    #[argh(option, default = "PathBuf::from(config::DEFAULT_SPOOL)")]
+    spool: PathBuf,
+    /// passwd(5) file (default /etc/passwd)
+    #[argh(option, default = "PathBuf::from(config::DEFAULT_PASSWD)")]
+    passwd: PathBuf,
+    /// shadow(5) file (default /etc/shadow)
+    #[argh(option, default = "PathBuf::from(config::DEFAULT_SHADOW)")]
+    shadow: PathBuf,
+    /// log destination: syslog or stderr (default syslog; stderr with -F)
+    #[argh(option, from_str_fn(parse_log))]
+    log: Option<LogTarget>,
+    /// most concurrent sessions (default 500)
+    #[argh(option)]
+    max_sessions: Option<usize>,
+    /// seconds of inactivity after login before the connection is closed (default 600)
+    #[argh(option)]
+    idle_timeout: Option<u64>,
+    /// seconds allowed before login completes (default 60)
+    #[argh(option)]
+    login_timeout: Option<u64>,
+}
+
+fn parse_log(s: &str) -> Result<LogTarget, String> {
+    match s {
+        "syslog" => Ok(LogTarget::Syslog),
+        "stderr" => Ok(LogTarget::Stderr),
+        _ => Err(format!("--log must be syslog or stderr, not {s:?}")),
+    }
+}
+
+fn config_from(args: Args) -> Result<Config, String> {
+    let mut cfg = Config {
+        daemon: args.daemon,
+        foreground: args.foreground,
+        spool: args.spool,
+        passwd: args.passwd,
+        shadow: args.shadow,
+        ..Config::default()
+    };
+    cfg.log = args.log.unwrap_or(if args.foreground {
+        LogTarget::Stderr
+    } else {
+        LogTarget::Syslog
+    });
+    if !args.daemon && (args.foreground || !args.listen.is_empty() || args.ipv4 || args.ipv6) {
+        return Err("-F, -4, -6 and --listen need -D".into());
+    }
+    cfg.listen = args.listen;
+    if cfg.listen.is_empty() {
+        if args.ipv4 || !args.ipv6 {
+            cfg.listen.push(SocketAddr::new(Ipv4Addr::UNSPECIFIED.into(), config::DEFAULT_PORT));
+        }
+        if args.ipv6 {
+            cfg.listen.push(SocketAddr::new(Ipv6Addr::UNSPECIFIED.into(), config::DEFAULT_PORT));
+        }
+    } else if args.ipv4 || args.ipv6 {
+        cfg.listen.retain(|a| (a.is_ipv4() && args.ipv4) || (a.is_ipv6() && args.ipv6));
+        if cfg.listen.is_empty() {
+            return Err("-4/-6 exclude every --listen address".into());
+        }
+    }
+    if let Some(n) = args.max_sessions {
+        if n == 0 {
+            return Err("--max-sessions must be at least 1".into());
+        }
+        cfg.max_sessions = n;
+    }
+    if let Some(s) = args.idle_timeout {
+        cfg.idle_timeout = Duration::from_secs(s.max(1));
+    }
+    if let Some(s) = args.login_timeout {
+        cfg.login_timeout = Duration::from_secs(s.max(1));
+    }
+    if !cfg.daemon {
+        cfg.max_sessions = 1;
+        cfg.auth_threads = 1;
+    }
+    Ok(cfg)
+}
+
+fn main() -> ExitCode {
+    let args: Args = argh::from_env();
+    if args.version {
+        println!("pop3d version {}", env!("CARGO_PKG_VERSION"));
+        return ExitCode::SUCCESS;
+    }
+    let cfg = match config_from(args) {
+        Ok(cfg) => cfg,
+        Err(e) => {
+            eprintln!("pop3d: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    pop3d::log::init(cfg.log);
+    match pop3d::server::run(cfg) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            pop3d::crit!("{e}");
+            if pop3d::log::target() != LogTarget::Stderr {
+                eprintln!("pop3d: {e}");
+            }
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,3 +1,55 @@
 //! The sans-IO POP3 protocol core: command parsing, replies and session states.
 //! It consumes client bytes and produces reply bytes; it never touches a socket,
-//! a file or a clock.
+//! a file or a clock. The mailbox is reached through the [`Store`] trait, which
+//! the real [`crate::mbox::Mailbox`] implements and unit tests fake in memory.
+
+pub mod buffer;
+pub mod command;
+pub mod session;
+
+pub use buffer::Buffer;
+pub use session::{Credentials, End, Session, Want};
+
+use crate::mbox::{Expunged, Mailbox, MboxError, Uid};
+
+/// What a session needs from an open mailbox. Message indexes are 0-based.
+pub trait Store {
+    /// Number of messages visible to this session.
+    fn count(&self) -> usize;
+    /// Octets RETR sends for message `i`, dot-stuffing not counted.
+    fn size(&self, i: usize) -> u64;
+    /// Unique id of message `i`.
+    fn uid(&self, i: usize) -> Uid;
+    /// Stored bytes of message `i`.
+    fn data_len(&self, i: usize) -> u64;
+    /// Confirms that what was indexed is unchanged (appends are fine).
+    fn verify(&mut self) -> Result<(), MboxError>;
+    /// Reads stored bytes of message `i` starting at `offset` within it.
+    fn read_data(&mut self, i: usize, offset: u64, buf: &mut [u8]) -> std::io::Result<usize>;
+    /// Removes the messages marked in `deleted`.
+    fn expunge(&mut self, deleted: &[bool]) -> Result<Expunged, MboxError>;
+}
+
+impl Store for Mailbox {
+    fn count(&self) -> usize {
+        Mailbox::count(self)
+    }
+    fn size(&self, i: usize) -> u64 {
+        Mailbox::size(self, i)
+    }
+    fn uid(&self, i: usize) -> Uid {
+        Mailbox::uid(self, i)
+    }
+    fn data_len(&self, i: usize) -> u64 {
+        Mailbox::data_len(self, i)
+    }
+    fn verify(&mut self) -> Result<(), MboxError> {
+        Mailbox::verify(self)
+    }
+    fn read_data(&mut self, i: usize, offset: u64, buf: &mut [u8]) -> std::io::Result<usize> {
+        Mailbox::read_data(self, i, offset, buf)
+    }
+    fn expunge(&mut self, deleted: &[bool]) -> Result<Expunged, MboxError> {
+        Mailbox::expunge(self, deleted)
+    }
+}

@@ -3,4 +3,5 @@
 //! control). Every `unsafe` block carries a comment saying why it is sound.
 
 pub mod lock;
+pub mod net;
 pub mod process;

@@ -1,1 +1,169 @@
-//! Process identity and life: uids, file-system identity, privilege drops, daemonizing.
+//! Process identity and life: uids, file-system identity, privilege drops,
+//! daemonizing, and adopting the inetd file descriptors.
+
+use std::fs::File;
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, RawFd};
+
+fn check(ret: libc::c_int) -> io::Result<libc::c_int> {
+    if ret == -1 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(ret)
+    }
+}
+
+/// The real uid of this process.
+pub fn uid() -> u32 {
+    // SAFETY: getuid has no preconditions and cannot fail.
+    unsafe { libc::getuid() }
+}
+
+/// The effective uid of this process.
+pub fn euid() -> u32 {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() }
+}
+
+/// Runs file-system access of the calling thread as another user until dropped
+/// (Linux setfsuid/setfsgid). Only the calling thread is affected, and only
+/// permission checks on files: the process keeps its real and effective ids.
+/// Changing fsuid away from 0 also clears the file capabilities (such as
+/// CAP_DAC_OVERRIDE) from the effective set, so the kernel checks permissions
+/// exactly as for that user.
+#[derive(Debug)]
+pub struct FsIdentity {
+    prev_uid: u32,
+    prev_gid: u32,
+}
+
+impl FsIdentity {
+    /// Switches the calling thread's fsuid/fsgid to `uid`/`gid`.
+    pub fn enter(uid: u32, gid: u32) -> io::Result<FsIdentity> {
+        // SAFETY: setfsgid/setfsuid take plain integers, have no memory effects
+        // and only change this thread's credentials. They return the previous
+        // value; calling again with the same id returns the current one, which
+        // is how success is confirmed.
+        let (prev_gid, prev_uid, now_gid, now_uid) = unsafe {
+            let prev_gid = libc::setfsgid(gid) as u32;
+            let now_gid = libc::setfsgid(gid) as u32;
+            let prev_uid = libc::setfsuid(uid) as u32;
+            let now_uid = libc::setfsuid(uid) as u32;
+            (prev_gid, prev_uid, now_gid, now_uid)
+        };
+        let guard = FsIdentity { prev_uid, prev_gid };
+        if now_uid != uid || now_gid != gid {
+            return Err(io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                format!("cannot take file-system identity {uid}:{gid}"),
+            ));
+        }
+        Ok(guard)
+    }
+}
+
+impl Drop for FsIdentity {
+    fn drop(&mut self) {
+        // SAFETY: as in `enter`; restoring the ids this thread had before.
+        unsafe {
+            libc::setfsuid(self.prev_uid);
+            libc::setfsgid(self.prev_gid);
+        }
+    }
+}
+
+/// Drops every supplementary group (done once at start-up as root so that
+/// root's groups never grant access to someone's mailbox).
+pub fn clear_groups() -> io::Result<()> {
+    // SAFETY: a zero-length list with a null pointer is the documented way to
+    // clear the supplementary groups; nothing is read through the pointer.
+    check(unsafe { libc::setgroups(0, std::ptr::null()) })?;
+    Ok(())
+}
+
+/// Becomes `uid`/`gid` for good: only the primary group, then gid, then uid.
+/// Fails (and the caller must stop) if any step does not take effect.
+pub fn become_user(uid: u32, gid: u32) -> io::Result<()> {
+    let groups = [gid as libc::gid_t];
+    // SAFETY: `groups` is a live array of one gid_t and its length is passed.
+    check(unsafe { libc::setgroups(1, groups.as_ptr()) })?;
+    // SAFETY: plain integer arguments, no memory effects.
+    check(unsafe { libc::setgid(gid) })?;
+    // SAFETY: plain integer argument, no memory effects.
+    check(unsafe { libc::setuid(uid) })?;
+    // SAFETY: getters without preconditions.
+    let (ruid, euid, rgid, egid) =
+        unsafe { (libc::getuid(), libc::geteuid(), libc::getgid(), libc::getegid()) };
+    if ruid != uid || euid != uid || rgid != gid || egid != gid {
+        return Err(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            "privilege drop did not take effect",
+        ));
+    }
+    Ok(())
+}
+
+/// Detaches from the terminal: fork (the parent exits 0), setsid, chdir to /,
+/// standard descriptors to /dev/null. Call before starting any thread.
+pub fn daemonize() -> io::Result<()> {
+    // SAFETY: called while the process is single-threaded, so the child is a
+    // complete copy; the parent only calls _exit, which is async-signal-safe.
+    match check(unsafe { libc::fork() })? {
+        0 => {}
+        _ => unsafe { libc::_exit(0) },
+    }
+    // SAFETY: no arguments, no memory effects.
+    check(unsafe { libc::setsid() })?;
+    std::env::set_current_dir("/")?;
+    let null = File::options().read(true).write(true).open("/dev/null")?;
+    for fd in 0..3 {
+        // SAFETY: both descriptors are open; dup2 replaces fd atomically.
+        check(unsafe { libc::dup2(null.as_raw_fd(), fd) })?;
+    }
+    Ok(())
+}
+
+/// Takes ownership of copies of fd 0 (read side) and fd 1 (write side), as
+/// inetd hands them over, and makes them non-blocking.
+pub fn inetd_fds() -> io::Result<(File, File)> {
+    let r = dup_nonblocking(0)?;
+    let w = dup_nonblocking(1)?;
+    Ok((r, w))
+}
+
+fn dup_nonblocking(fd: RawFd) -> io::Result<File> {
+    // SAFETY: F_DUPFD_CLOEXEC on an fd number only creates a new descriptor; an
+    // invalid fd gives EBADF, which we report.
+    let new = check(unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 3) })?;
+    // SAFETY: `new` was just returned by fcntl and nothing else owns it.
+    let file = unsafe { File::from_raw_fd(new) };
+    set_nonblocking(file.as_raw_fd())?;
+    Ok(file)
+}
+
+/// Sets O_NONBLOCK on an open descriptor.
+pub fn set_nonblocking(fd: RawFd) -> io::Result<()> {
+    // SAFETY: F_GETFL/F_SETFL on a descriptor the caller keeps open; integers only.
+    unsafe {
+        let flags = check(libc::fcntl(fd, libc::F_GETFL))?;
+        check(libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK))?;
+    }
+    Ok(())
+}
+
+/// Turns off Nagle's algorithm on a TCP socket (ignored for other descriptors),
+/// so a reply is sent as soon as it is written.
+pub fn set_nodelay(fd: RawFd) {
+    let one: libc::c_int = 1;
+    // SAFETY: `one` lives across the call and its size is passed; a descriptor
+    // that is not a TCP socket just makes setsockopt fail, which is ignored.
+    unsafe {
+        libc::setsockopt(
+            fd,
+            libc::IPPROTO_TCP,
+            libc::TCP_NODELAY,
+            (&one as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        );
+    }
+}

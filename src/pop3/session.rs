@@ -1,0 +1,944 @@
+//! One POP3 session as a state machine: AUTHORIZATION, waiting for the
+//! password check, TRANSACTION, and the end (UPDATE happens inside QUIT).
+//!
+//! The driver feeds client bytes into [`Session::input_space`], calls
+//! [`Session::advance`] and writes out whatever lands in the output buffer. The
+//! session answers pipelined commands in order, one at a time, and only while
+//! the output buffer has room for a whole reply line, so neither buffer ever
+//! grows. Multi-line replies (LIST, UIDL, RETR, TOP) are produced in slices of at
+//! most one output buffer per call.
+
+use crate::config::{INPUT_BUF, LINE_MAX, REPLY_LINE_MAX, SessionLimits, USER_MAX};
+use crate::mbox::{Encoder, Expunged, MboxError};
+
+use super::Store;
+use super::buffer::Buffer;
+use super::command::{self, Command, ParseError};
+
+/// Largest chunk of stored message bytes read per step (encoded output is at
+/// most twice as large).
+const READ_CHUNK: usize = 8 * 1024;
+
+/// A user name and password to check. The password bytes are wiped on drop.
+pub struct Credentials {
+    /// The name as the client sent it.
+    pub user: Vec<u8>,
+    /// The password as the client sent it.
+    pub pass: Vec<u8>,
+}
+
+impl Drop for Credentials {
+    fn drop(&mut self) {
+        wipe(&mut self.pass);
+    }
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials")
+            .field("user", &String::from_utf8_lossy(&self.user))
+            .finish_non_exhaustive()
+    }
+}
+
+/// Overwrites a secret before its memory is freed.
+pub fn wipe(bytes: &mut [u8]) {
+    bytes.fill(0);
+    // Keep the stores from being removed as dead: the slice escapes to an
+    // opaque function the optimiser must assume reads it.
+    std::hint::black_box(&*bytes);
+}
+
+/// Why a session ended.
+#[derive(Debug, PartialEq, Eq)]
+pub enum End {
+    /// QUIT before login.
+    QuitUnauthenticated,
+    /// QUIT after login; `expunged` is set when messages were removed.
+    Quit(Option<Expunged>),
+    /// The client closed the connection (or stopped sending) without QUIT.
+    Disconnected { authenticated: bool },
+    /// Too many failed logins.
+    TooManyAuthFailures,
+    /// Too many bad commands.
+    TooManyErrors,
+    /// The mailbox could not be loaded after a good password.
+    LoadFailed,
+    /// The mailbox changed underneath the session.
+    MailboxChanged,
+    /// The expunge at QUIT failed; nothing was deleted.
+    UpdateFailed,
+    /// Reading message data failed.
+    ReadFailed,
+}
+
+/// What the session needs next from its driver.
+#[derive(Debug)]
+pub enum Want {
+    /// More client input (nothing else to do until it arrives).
+    Input,
+    /// Room in the output buffer: write it out, then call `advance` again.
+    Output,
+    /// Check these credentials and report with [`Session::login_ok`],
+    /// [`Session::login_refused`] or [`Session::load_failed`].
+    Auth(Credentials),
+    /// Waiting for the result of an `Auth` request.
+    AuthPending,
+    /// Write out what is buffered, then close the connection.
+    Close(End),
+}
+
+enum Phase<S> {
+    Authorization { user: Option<Vec<u8>> },
+    WaitingAuth,
+    Transaction(Txn<S>),
+    Ended,
+}
+
+struct Txn<S> {
+    store: S,
+    deleted: Vec<bool>,
+    /// Highest message number touched by RETR or DELE (for LAST).
+    last: usize,
+}
+
+enum Pending {
+    None,
+    List { next: usize },
+    Uidl { next: usize },
+    Data { msg: usize, offset: u64, enc: Encoder },
+}
+
+/// A POP3 session over a store type `S`.
+pub struct Session<S> {
+    limits: SessionLimits,
+    input: Buffer,
+    /// Inside an over-long line that was already answered; drop bytes to LF.
+    discarding: bool,
+    eof: bool,
+    phase: Phase<S>,
+    pending: Pending,
+    auth_failures: u32,
+    bad_commands: u32,
+    ending: Option<End>,
+    /// Credentials waiting to be handed to the driver.
+    auth_request: Option<Credentials>,
+}
+
+impl<S: Store> Session<S> {
+    /// A new session; the greeting is written into `out` (which must be empty).
+    pub fn new(limits: SessionLimits, out: &mut Buffer) -> Session<S> {
+        out.line(format_args!("+OK pop3d ready"));
+        Session {
+            limits,
+            input: Buffer::new(INPUT_BUF),
+            discarding: false,
+            eof: false,
+            phase: Phase::Authorization { user: None },
+            pending: Pending::None,
+            auth_failures: 0,
+            bad_commands: 0,
+            ending: None,
+            auth_request: None,
+        }
+    }
+
+    /// Free space for client bytes; empty when the session must be drained first.
+    pub fn input_space(&mut self) -> &mut [u8] {
+        self.input.spare()
+    }
+
+    /// Records `n` bytes written into [`Session::input_space`].
+    pub fn input_added(&mut self, n: usize) {
+        self.input.commit(n);
+    }
+
+    /// The client will send nothing more.
+    pub fn input_closed(&mut self) {
+        self.eof = true;
+    }
+
+    /// True once the session is logged in.
+    pub fn authenticated(&self) -> bool {
+        matches!(self.phase, Phase::Transaction(_))
+    }
+
+    /// True when the session cannot accept input right now (so the driver should
+    /// not read more from the socket).
+    pub fn input_full(&self) -> bool {
+        self.input.free() == 0
+    }
+
+    /// Runs the session as far as it can without more I/O.
+    pub fn advance(&mut self, out: &mut Buffer) -> Want {
+        loop {
+            if let Some(end) = self.ending.take() {
+                self.phase = Phase::Ended;
+                self.pending = Pending::None;
+                return Want::Close(end);
+            }
+            if let Some(creds) = self.auth_request.take() {
+                return Want::Auth(creds);
+            }
+            if matches!(self.phase, Phase::Ended) {
+                return Want::Close(End::Disconnected {
+                    authenticated: false,
+                });
+            }
+            if !matches!(self.pending, Pending::None) {
+                if !self.continue_pending(out) {
+                    return Want::Output;
+                }
+                continue;
+            }
+            if matches!(self.phase, Phase::WaitingAuth) {
+                return Want::AuthPending;
+            }
+            if out.free() < REPLY_LINE_MAX {
+                return Want::Output;
+            }
+            match self.next_line() {
+                Some(Line::Complete { len, total }) => {
+                    let mut line = [0u8; LINE_MAX];
+                    line[..len].copy_from_slice(&self.input.data()[..len]);
+                    self.input.consume(total);
+                    self.execute(&line[..len], out);
+                    wipe(&mut line[..len]);
+                }
+                Some(Line::TooLong) => {
+                    out.line(format_args!("-ERR line too long"));
+                    self.bad_command();
+                }
+                None => {
+                    if self.eof {
+                        let authenticated = self.authenticated();
+                        self.ending = Some(End::Disconnected { authenticated });
+                        continue;
+                    }
+                    return Want::Input;
+                }
+            }
+        }
+    }
+
+    /// Locates the next command line in the input, handling over-long lines,
+    /// CRLF or bare LF, and a final unterminated fragment at EOF.
+    fn next_line(&mut self) -> Option<Line> {
+        loop {
+            let data = self.input.data();
+            let lf = data.iter().position(|&b| b == b'\n');
+            if self.discarding {
+                let n = lf.map_or(data.len(), |i| i + 1);
+                self.input.consume(n);
+                if lf.is_none() {
+                    return None;
+                }
+                self.discarding = false;
+                continue;
+            }
+            let (end, total) = match lf {
+                Some(i) => (i, i + 1),
+                None if data.len() > LINE_MAX + 1 => {
+                    // No line end in sight: answer now, drop the rest to LF.
+                    let n = data.len();
+                    self.input.consume(n);
+                    self.discarding = true;
+                    return Some(Line::TooLong);
+                }
+                None if self.eof && !data.is_empty() => (data.len(), data.len()),
+                None => return None,
+            };
+            let len = if end > 0 && data[end - 1] == b'\r' {
+                end - 1
+            } else {
+                end
+            };
+            if len > LINE_MAX {
+                self.input.consume(total);
+                return Some(Line::TooLong);
+            }
+            return Some(Line::Complete { len, total });
+        }
+    }
+
+    fn bad_command(&mut self) {
+        self.bad_commands += 1;
+        if self.bad_commands >= self.limits.max_bad_commands {
+            self.ending = Some(End::TooManyErrors);
+        }
+    }
+
+    /// Runs one command line and writes its reply.
+    fn execute(&mut self, line: &[u8], out: &mut Buffer) {
+        let cmd = match command::parse(line) {
+            Ok(cmd) => cmd,
+            Err(ParseError::Unknown) => {
+                out.line(format_args!("-ERR unknown command"));
+                self.bad_command();
+                return;
+            }
+            Err(ParseError::Syntax) => {
+                out.line(format_args!("-ERR syntax error"));
+                self.bad_command();
+                return;
+            }
+        };
+        if let Command::Capa = cmd {
+            write_capa(out);
+            return;
+        }
+        match &mut self.phase {
+            Phase::Authorization { user } => match cmd {
+                Command::User(name) => {
+                    if name.len() > USER_MAX {
+                        out.line(format_args!("-ERR user name too long"));
+                        return;
+                    }
+                    *user = Some(name.to_vec());
+                    out.line(format_args!("+OK send PASS"));
+                }
+                Command::Pass(pass) => match user.take() {
+                    None => out.line(format_args!("-ERR send USER first")),
+                    Some(name) => {
+                        self.auth_request = Some(Credentials {
+                            user: name,
+                            pass: pass.to_vec(),
+                        });
+                        self.phase = Phase::WaitingAuth;
+                    }
+                },
+                Command::Quit => {
+                    out.line(format_args!("+OK pop3d signing off"));
+                    self.ending = Some(End::QuitUnauthenticated);
+                }
+                _ => {
+                    out.line(format_args!("-ERR not logged in"));
+                    self.bad_command();
+                }
+            },
+            Phase::Transaction(txn) => {
+                if let Some(end) = txn.execute(cmd, out, &mut self.pending) {
+                    self.ending = Some(end);
+                }
+            }
+            Phase::WaitingAuth | Phase::Ended => {}
+        }
+    }
+
+    /// Produces more of a multi-line reply. Returns false when the output
+    /// buffer is full and the reply is not finished.
+    fn continue_pending(&mut self, out: &mut Buffer) -> bool {
+        let Phase::Transaction(txn) = &mut self.phase else {
+            self.pending = Pending::None;
+            return true;
+        };
+        match txn.continue_pending(&mut self.pending, out) {
+            Ok(finished) => finished,
+            Err(end) => {
+                self.pending = Pending::None;
+                self.ending = Some(end);
+                true
+            }
+        }
+    }
+
+    /// The password was right and the mailbox is open: enter TRANSACTION.
+    pub fn login_ok(&mut self, store: S, out: &mut Buffer) {
+        let count = store.count();
+        let total: u64 = (0..count).map(|i| store.size(i)).sum();
+        out.line(format_args!(
+            "+OK {count} message{} ({total} octets)",
+            if count == 1 { "" } else { "s" }
+        ));
+        self.phase = Phase::Transaction(Txn {
+            store,
+            deleted: vec![false; count],
+            last: 0,
+        });
+    }
+
+    /// The credentials were refused (for whatever reason).
+    pub fn login_refused(&mut self, out: &mut Buffer) {
+        out.line(format_args!("-ERR [AUTH] Authentication failed"));
+        self.auth_failures += 1;
+        self.phase = Phase::Authorization { user: None };
+        if self.auth_failures >= self.limits.max_auth_failures {
+            self.ending = Some(End::TooManyAuthFailures);
+        }
+    }
+
+    /// The password was right but the mailbox cannot be used; the session ends.
+    pub fn load_failed(&mut self, err: &MboxError, out: &mut Buffer) {
+        match err {
+            MboxError::InUse => out.line(format_args!(
+                "-ERR [IN-USE] mailbox locked by another program, try again later"
+            )),
+            MboxError::Refused(_) => {
+                out.line(format_args!("-ERR [SYS/PERM] mailbox cannot be used"))
+            }
+            MboxError::Changed | MboxError::Io(_) => {
+                out.line(format_args!("-ERR [SYS/TEMP] mailbox cannot be read now"))
+            }
+        }
+        self.phase = Phase::Ended;
+        self.ending = Some(End::LoadFailed);
+    }
+}
+
+enum Line {
+    /// A line of `len` bytes; `total` includes its line end.
+    Complete { len: usize, total: usize },
+    /// An over-long line, already removed from the input.
+    TooLong,
+}
+
+impl<S: Store> Txn<S> {
+    /// Resolves a 1-based message number to an index of an undeleted message.
+    fn message(&self, n: u64) -> Option<usize> {
+        let i = usize::try_from(n).ok()?.checked_sub(1)?;
+        if i < self.deleted.len() && !self.deleted[i] {
+            Some(i)
+        } else {
+            None
+        }
+    }
+
+    fn no_such_message(&self, n: u64, out: &mut Buffer) {
+        match usize::try_from(n).ok().and_then(|n| n.checked_sub(1)) {
+            Some(i) if i < self.deleted.len() => {
+                out.line(format_args!("-ERR message {n} already deleted"))
+            }
+            _ => out.line(format_args!("-ERR no such message")),
+        }
+    }
+
+    fn execute(&mut self, cmd: Command<'_>, out: &mut Buffer, pending: &mut Pending) -> Option<End> {
+        match cmd {
+            Command::Stat => {
+                let (count, total) = self.visible();
+                out.line(format_args!("+OK {count} {total}"));
+            }
+            Command::List(None) => {
+                let (count, total) = self.visible();
+                out.line(format_args!("+OK {count} messages ({total} octets)"));
+                *pending = Pending::List { next: 0 };
+            }
+            Command::List(Some(n)) => match self.message(n) {
+                Some(i) => out.line(format_args!("+OK {n} {}", self.store.size(i))),
+                None => self.no_such_message(n, out),
+            },
+            Command::Uidl(None) => {
+                out.line(format_args!("+OK unique-id listing follows"));
+                *pending = Pending::Uidl { next: 0 };
+            }
+            Command::Uidl(Some(n)) => match self.message(n) {
+                Some(i) => out.line(format_args!("+OK {n} {}", self.store.uid(i))),
+                None => self.no_such_message(n, out),
+            },
+            Command::Retr(n) | Command::Top(n, _) => {
+                let Some(i) = self.message(n) else {
+                    self.no_such_message(n, out);
+                    return None;
+                };
+                if let Err(e) = self.store.verify() {
+                    return mailbox_trouble(&e, out);
+                }
+                let enc = match cmd {
+                    Command::Top(_, k) => {
+                        out.line(format_args!("+OK top of message {n} follows"));
+                        Encoder::top(k)
+                    }
+                    _ => {
+                        self.last = self.last.max(i + 1);
+                        out.line(format_args!("+OK {} octets", self.store.size(i)));
+                        Encoder::retr()
+                    }
+                };
+                *pending = Pending::Data {
+                    msg: i,
+                    offset: 0,
+                    enc,
+                };
+            }
+            Command::Dele(n) => match self.message(n) {
+                Some(i) => {
+                    self.deleted[i] = true;
+                    self.last = self.last.max(i + 1);
+                    out.line(format_args!("+OK message {n} deleted"));
+                }
+                None => self.no_such_message(n, out),
+            },
+            Command::Noop => out.line(format_args!("+OK")),
+            Command::Rset => {
+                self.deleted.iter_mut().for_each(|d| *d = false);
+                self.last = 0;
+                let (count, total) = self.visible();
+                out.line(format_args!("+OK {count} messages ({total} octets)"));
+            }
+            Command::Last => out.line(format_args!("+OK {}", self.last)),
+            Command::Quit => return Some(self.quit(out)),
+            Command::User(_) | Command::Pass(_) => out.line(format_args!("-ERR already logged in")),
+            Command::Capa => write_capa(out),
+        }
+        None
+    }
+
+    /// Count and total size of undeleted messages.
+    fn visible(&self) -> (usize, u64) {
+        let mut count = 0;
+        let mut total = 0;
+        for (i, _) in self.deleted.iter().enumerate().filter(|(_, d)| !**d) {
+            count += 1;
+            total += self.store.size(i);
+        }
+        (count, total)
+    }
+
+    /// UPDATE: remove the marked messages, then say goodbye.
+    fn quit(&mut self, out: &mut Buffer) -> End {
+        if !self.deleted.iter().any(|&d| d) {
+            out.line(format_args!("+OK pop3d signing off"));
+            return End::Quit(None);
+        }
+        match self.store.expunge(&self.deleted) {
+            Ok(e) => {
+                out.line(format_args!(
+                    "+OK pop3d signing off ({} deleted, {} left)",
+                    e.deleted, e.kept
+                ));
+                End::Quit(Some(e))
+            }
+            Err(MboxError::Changed) => {
+                out.line(format_args!(
+                    "-ERR [SYS/TEMP] mailbox changed by another program; nothing deleted"
+                ));
+                End::MailboxChanged
+            }
+            Err(MboxError::InUse) => {
+                out.line(format_args!(
+                    "-ERR [IN-USE] mailbox locked by another program; nothing deleted"
+                ));
+                End::UpdateFailed
+            }
+            Err(_) => {
+                out.line(format_args!("-ERR [SYS/TEMP] update failed; nothing deleted"));
+                End::UpdateFailed
+            }
+        }
+    }
+
+    /// Fills `out` with more of the pending multi-line reply. Ok(true) when the
+    /// reply is complete, Ok(false) when `out` is full.
+    fn continue_pending(&mut self, pending: &mut Pending, out: &mut Buffer) -> Result<bool, End> {
+        match pending {
+            Pending::None => Ok(true),
+            Pending::List { next } | Pending::Uidl { next } => {
+                let mut i = *next;
+                let uidl = matches!(pending, Pending::Uidl { .. });
+                while i < self.deleted.len() {
+                    if out.free() < REPLY_LINE_MAX {
+                        break;
+                    }
+                    if !self.deleted[i] {
+                        if uidl {
+                            out.line(format_args!("{} {}", i + 1, self.store.uid(i)));
+                        } else {
+                            out.line(format_args!("{} {}", i + 1, self.store.size(i)));
+                        }
+                    }
+                    i += 1;
+                }
+                if i < self.deleted.len() || out.free() < 3 {
+                    *pending = if uidl {
+                        Pending::Uidl { next: i }
+                    } else {
+                        Pending::List { next: i }
+                    };
+                    return Ok(false);
+                }
+                out.push(b".\r\n");
+                *pending = Pending::None;
+                Ok(true)
+            }
+            Pending::Data { msg, offset, enc } => {
+                let len = self.store.data_len(*msg);
+                let mut chunk = [0u8; READ_CHUNK];
+                loop {
+                    if enc.done() || *offset >= len {
+                        if out.free() < 5 {
+                            return Ok(false);
+                        }
+                        let spare = out.spare();
+                        let n = enc.finish(spare);
+                        out.commit(n);
+                        *pending = Pending::None;
+                        return Ok(true);
+                    }
+                    let spare_len = out.free();
+                    if spare_len < 16 {
+                        return Ok(false);
+                    }
+                    let want = (spare_len / 2)
+                        .min(READ_CHUNK)
+                        .min(usize::try_from(len - *offset).unwrap_or(usize::MAX));
+                    let got = match self.store.read_data(*msg, *offset, &mut chunk[..want]) {
+                        Ok(0) | Err(_) => return Err(End::ReadFailed),
+                        Ok(n) => n,
+                    };
+                    let spare = out.spare();
+                    let (used, written) = enc.encode(&chunk[..got], spare);
+                    out.commit(written);
+                    *offset += used as u64;
+                    if enc.done() {
+                        continue;
+                    }
+                    if used < got && written == 0 {
+                        return Ok(false);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Answers a mailbox problem met before a transfer; returns how the session
+/// ends, or None when it may go on (a lock held elsewhere is temporary).
+fn mailbox_trouble(err: &MboxError, out: &mut Buffer) -> Option<End> {
+    match err {
+        MboxError::InUse => {
+            out.line(format_args!(
+                "-ERR [IN-USE] mailbox locked by another program, try again later"
+            ));
+            None
+        }
+        MboxError::Changed => {
+            out.line(format_args!(
+                "-ERR [SYS/TEMP] mailbox changed by another program"
+            ));
+            Some(End::MailboxChanged)
+        }
+        MboxError::Refused(_) | MboxError::Io(_) => {
+            out.line(format_args!("-ERR [SYS/TEMP] mailbox cannot be read"));
+            Some(End::ReadFailed)
+        }
+    }
+}
+
+fn write_capa(out: &mut Buffer) {
+    out.line(format_args!("+OK capability list follows"));
+    for cap in [
+        "TOP",
+        "UIDL",
+        "USER",
+        "PIPELINING",
+        "RESP-CODES",
+        "AUTH-RESP-CODE",
+        concat!("IMPLEMENTATION pop3d-", env!("CARGO_PKG_VERSION")),
+    ] {
+        out.line(format_args!("{cap}"));
+    }
+    out.push(b".\r\n");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mbox::Uid;
+    use std::fmt::Write as _;
+
+    /// An in-memory mailbox of LF-terminated messages.
+    struct Fake {
+        msgs: Vec<Vec<u8>>,
+        changed: bool,
+        expunged: std::rc::Rc<std::cell::RefCell<Option<Vec<bool>>>>,
+    }
+
+    impl Store for Fake {
+        fn count(&self) -> usize {
+            self.msgs.len()
+        }
+        fn size(&self, i: usize) -> u64 {
+            let m = &self.msgs[i];
+            (m.len() + m.iter().filter(|&&b| b == b'\n').count()) as u64
+        }
+        fn uid(&self, i: usize) -> Uid {
+            let mut u = Uid::new();
+            let _ = write!(u, "uid{i}");
+            u
+        }
+        fn data_len(&self, i: usize) -> u64 {
+            self.msgs[i].len() as u64
+        }
+        fn verify(&mut self) -> Result<(), MboxError> {
+            if self.changed {
+                Err(MboxError::Changed)
+            } else {
+                Ok(())
+            }
+        }
+        fn read_data(&mut self, i: usize, offset: u64, buf: &mut [u8]) -> std::io::Result<usize> {
+            let m = &self.msgs[i][offset as usize..];
+            let n = m.len().min(buf.len());
+            buf[..n].copy_from_slice(&m[..n]);
+            Ok(n)
+        }
+        fn expunge(&mut self, deleted: &[bool]) -> Result<Expunged, MboxError> {
+            *self.expunged.borrow_mut() = Some(deleted.to_vec());
+            Ok(Expunged {
+                deleted: deleted.iter().filter(|&&d| d).count(),
+                kept: deleted.iter().filter(|&&d| !d).count(),
+                ..Expunged::default()
+            })
+        }
+    }
+
+    fn fake(msgs: &[&[u8]]) -> Fake {
+        Fake {
+            msgs: msgs.iter().map(|m| m.to_vec()).collect(),
+            changed: false,
+            expunged: Default::default(),
+        }
+    }
+
+    /// Drives a session: feeds `input`, answers auth (password "pw" is right),
+    /// collects everything written. Returns the transcript and the end.
+    struct Harness {
+        s: Session<Fake>,
+        out: Buffer,
+        wire: Vec<u8>,
+        store: Option<Fake>,
+        end: Option<End>,
+    }
+
+    impl Harness {
+        fn new(store: Fake) -> Harness {
+            Harness::with_out(store, crate::config::OUTPUT_BUF)
+        }
+        fn with_out(store: Fake, cap: usize) -> Harness {
+            let mut out = Buffer::new(cap);
+            let s = Session::new(SessionLimits::default(), &mut out);
+            Harness {
+                s,
+                out,
+                wire: Vec::new(),
+                store: Some(store),
+                end: None,
+            }
+        }
+        fn send(&mut self, mut input: &[u8]) -> String {
+            let start = self.wire.len();
+            loop {
+                let space = self.s.input_space();
+                let n = space.len().min(input.len());
+                space[..n].copy_from_slice(&input[..n]);
+                self.s.input_added(n);
+                input = &input[n..];
+                match self.s.advance(&mut self.out) {
+                    Want::Input if input.is_empty() => break,
+                    Want::Input | Want::Output | Want::AuthPending => {}
+                    Want::Auth(c) => {
+                        if c.pass == b"pw" && c.user == b"bob" {
+                            let st = self.store.take().expect("one login");
+                            self.s.login_ok(st, &mut self.out);
+                        } else {
+                            self.s.login_refused(&mut self.out);
+                        }
+                    }
+                    Want::Close(end) => {
+                        self.end = Some(end);
+                        self.drain();
+                        break;
+                    }
+                }
+                self.drain();
+            }
+            self.drain();
+            String::from_utf8_lossy(&self.wire[start..]).into_owned()
+        }
+        fn drain(&mut self) {
+            self.wire.extend_from_slice(self.out.data());
+            let n = self.out.data().len();
+            self.out.consume(n);
+        }
+        fn login(&mut self) -> String {
+            self.send(b"USER bob\r\nPASS pw\r\n")
+        }
+    }
+
+    #[test]
+    fn greeting_login_and_stat() {
+        let mut h = Harness::new(fake(&[b"a\n", b"bc\n"]));
+        assert_eq!(h.send(b""), "+OK pop3d ready\r\n");
+        assert_eq!(h.login(), "+OK send PASS\r\n+OK 2 messages (7 octets)\r\n");
+        assert_eq!(h.send(b"STAT\r\n"), "+OK 2 7\r\n");
+        assert_eq!(h.send(b"stat\n"), "+OK 2 7\r\n");
+    }
+
+    #[test]
+    fn pipelined_commands_are_answered_in_order() {
+        let mut h = Harness::new(fake(&[b"a\n", b".x\n"]));
+        h.send(b"");
+        let t = h.send(b"USER bob\r\nPASS pw\r\nSTAT\r\nLIST\r\nUIDL 2\r\nRETR 2\r\nNOOP\r\n");
+        assert_eq!(
+            t,
+            "+OK send PASS\r\n+OK 2 messages (7 octets)\r\n+OK 2 7\r\n\
+             +OK 2 messages (7 octets)\r\n1 3\r\n2 4\r\n.\r\n+OK 2 uid1\r\n\
+             +OK 4 octets\r\n..x\r\n.\r\n+OK\r\n"
+        );
+    }
+
+    #[test]
+    fn bad_arguments_get_err_and_the_session_goes_on() {
+        let mut h = Harness::new(fake(&[b"a\n"]));
+        h.send(b"");
+        assert!(h.send(b"STAT\r\n").starts_with("-ERR"), "STAT before login");
+        h.login();
+        for bad in [
+            "RETR 0", "RETR -1", "RETR +2", "RETR 2x", "RETR 2", "RETR 99999999999999999999",
+            "RETR 1 2", "NOOP x", "XYZZY", "TOP 1", "USER bob",
+        ] {
+            let r = h.send(format!("{bad}\r\n").as_bytes());
+            assert!(r.starts_with("-ERR"), "{bad}: {r}");
+        }
+        assert_eq!(h.send(b"NOOP\r\n"), "+OK\r\n");
+        assert!(h.end.is_none());
+    }
+
+    #[test]
+    fn dele_rset_last_and_quit() {
+        let mut h = Harness::new(fake(&[b"a\n", b"b\n", b"c\n"]));
+        h.send(b"");
+        h.login();
+        assert_eq!(h.send(b"RETR 3\r\n"), "+OK 4 octets\r\nc\r\n.\r\n");
+        assert_eq!(h.send(b"LAST\r\n"), "+OK 3\r\n");
+        assert_eq!(h.send(b"DELE 2\r\n"), "+OK message 2 deleted\r\n");
+        assert!(h.send(b"DELE 2\r\n").starts_with("-ERR message 2 already deleted"));
+        assert!(h.send(b"RETR 2\r\n").starts_with("-ERR"));
+        assert!(h.send(b"LIST 2\r\n").starts_with("-ERR"));
+        assert_eq!(h.send(b"STAT\r\n"), "+OK 2 4\r\n");
+        assert_eq!(h.send(b"LIST\r\n"), "+OK 2 messages (4 octets)\r\n1 2\r\n3 2\r\n.\r\n");
+        assert_eq!(h.send(b"RSET\r\n"), "+OK 3 messages (6 octets)\r\n");
+        assert_eq!(h.send(b"LAST\r\n"), "+OK 0\r\n");
+        h.send(b"DELE 1\r\n");
+        assert!(h.send(b"QUIT\r\n").starts_with("+OK pop3d signing off (1 deleted, 2 left)"));
+        assert!(matches!(h.end, Some(End::Quit(Some(_)))));
+    }
+
+    #[test]
+    fn quit_expunges_exactly_the_marked_messages() {
+        let mut out = Buffer::new(4096);
+        let mut s: Session<Fake> = Session::new(SessionLimits::default(), &mut out);
+        let store = fake(&[b"a\n", b"b\n", b"c\n"]);
+        let seen = store.expunged.clone();
+        s.login_ok(store, &mut out);
+        let input = b"DELE 1\r\nDELE 3\r\nQUIT\r\n";
+        s.input_space()[..input.len()].copy_from_slice(input);
+        s.input_added(input.len());
+        assert!(matches!(s.advance(&mut out), Want::Close(End::Quit(Some(_)))));
+        let Phase::Ended = s.phase else { panic!("not ended") };
+        let text = String::from_utf8_lossy(out.data()).into_owned();
+        assert!(text.ends_with("+OK pop3d signing off (2 deleted, 1 left)\r\n"), "{text}");
+        assert_eq!(*seen.borrow(), Some(vec![true, false, true]));
+    }
+
+    #[test]
+    fn retr_is_dot_stuffed_and_sized_and_top_counts_lines() {
+        let msg: &[u8] = b"Subject: x\n.hdr\n\nline1\n.\n..\nline4\n";
+        let mut h = Harness::new(fake(&[msg]));
+        h.send(b"");
+        h.login();
+        let size = msg.len() + msg.iter().filter(|&&b| b == b'\n').count();
+        assert_eq!(
+            h.send(b"RETR 1\r\n"),
+            format!("+OK {size} octets\r\nSubject: x\r\n..hdr\r\n\r\nline1\r\n..\r\n...\r\nline4\r\n.\r\n")
+        );
+        assert_eq!(
+            h.send(b"TOP 1 0\r\n"),
+            "+OK top of message 1 follows\r\nSubject: x\r\n..hdr\r\n\r\n.\r\n"
+        );
+        assert_eq!(
+            h.send(b"TOP 1 2\r\n"),
+            "+OK top of message 1 follows\r\nSubject: x\r\n..hdr\r\n\r\nline1\r\n..\r\n.\r\n"
+        );
+    }
+
+    #[test]
+    fn large_message_goes_out_in_bounded_slices() {
+        let mut big = Vec::new();
+        for i in 0..20_000 {
+            big.extend_from_slice(format!("line {i}\n").as_bytes());
+        }
+        let mut h = Harness::with_out(fake(&[&big]), 1024);
+        h.send(b"");
+        h.login();
+        let t = h.send(b"RETR 1\r\n");
+        let body = t.split_once("\r\n").unwrap().1;
+        assert_eq!(body.len(), big.len() + 20_000 + 3);
+        assert!(body.ends_with("line 19999\r\n.\r\n"));
+    }
+
+    #[test]
+    fn changed_mailbox_ends_the_session_without_data() {
+        let mut st = fake(&[b"a\n"]);
+        st.changed = true;
+        let mut h = Harness::new(st);
+        h.send(b"");
+        h.login();
+        let t = h.send(b"RETR 1\r\nNOOP\r\n");
+        assert_eq!(t, "-ERR [SYS/TEMP] mailbox changed by another program\r\n");
+        assert_eq!(h.end, Some(End::MailboxChanged));
+    }
+
+    #[test]
+    fn wrong_password_then_right_then_three_strikes() {
+        let mut h = Harness::new(fake(&[]));
+        h.send(b"");
+        assert_eq!(
+            h.send(b"USER bob\r\nPASS nope\r\n"),
+            "+OK send PASS\r\n-ERR [AUTH] Authentication failed\r\n"
+        );
+        assert!(h.send(b"PASS pw\r\n").starts_with("-ERR"), "PASS needs USER again");
+        assert!(h.login().ends_with("+OK 0 messages (0 octets)\r\n"));
+
+        let mut h = Harness::new(fake(&[]));
+        h.send(b"");
+        h.send(b"USER bob\r\nPASS 1\r\nUSER bob\r\nPASS 2\r\nUSER bob\r\nPASS 3\r\nNOOP\r\n");
+        assert_eq!(h.end, Some(End::TooManyAuthFailures));
+    }
+
+    #[test]
+    fn over_long_line_is_answered_before_its_end_arrives() {
+        let mut h = Harness::new(fake(&[]));
+        h.send(b"");
+        let t = h.send(&[b'A'; 3000]);
+        assert_eq!(t, "-ERR line too long\r\n");
+        let t = h.send(&[b'A'; 3000]);
+        assert_eq!(t, "", "the rest of the line is discarded silently");
+        assert_eq!(h.send(b"AAAA\r\nQUIT\r\n"), "+OK pop3d signing off\r\n");
+        assert_eq!(h.end, Some(End::QuitUnauthenticated));
+    }
+
+    #[test]
+    fn nul_bytes_and_eof_fragments() {
+        let mut h = Harness::new(fake(&[]));
+        h.send(b"");
+        assert!(h.send(b"QU\0IT\r\n").starts_with("-ERR"));
+        assert!(h.end.is_none());
+        // A final line without its end still runs, then the session ends.
+        h.send(b"QUIT");
+        h.s.input_closed();
+        h.send(b"");
+        assert_eq!(h.end, Some(End::QuitUnauthenticated));
+    }
+
+    #[test]
+    fn capa_lists_uidl_and_top_before_login() {
+        let mut h = Harness::new(fake(&[]));
+        h.send(b"");
+        let t = h.send(b"CAPA\r\n");
+        for cap in ["\r\nTOP\r\n", "\r\nUIDL\r\n", "\r\nUSER\r\n", "\r\nPIPELINING\r\n", "\r\nRESP-CODES\r\n"] {
+            assert!(t.contains(cap), "{cap} missing in {t}");
+        }
+        assert!(t.ends_with("\r\n.\r\n"));
+    }
+}

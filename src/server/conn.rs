@@ -1,0 +1,258 @@
+//! One client connection: its stream, its fixed reply buffer and its sans-IO
+//! session, and the code that moves bytes between them without blocking.
+//!
+//! [`Conn::drive`] does a bounded amount of work per call (at most
+//! [`TURN_OUTPUT_BUDGET`] bytes written) so that one busy client cannot hold up
+//! the others; it reports whether the connection wants another turn at once.
+
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::net::IpAddr;
+use std::os::fd::AsRawFd;
+use std::time::Instant;
+
+use mio::net::TcpStream;
+use mio::unix::SourceFd;
+use mio::{Interest, Registry, Token};
+
+use crate::config::{OUTPUT_BUF, SessionLimits, TURN_OUTPUT_BUDGET};
+use crate::mbox::Mailbox;
+use crate::pop3::{Buffer, Credentials, End, Session, Want};
+
+/// The byte stream of a connection.
+pub enum Stream {
+    /// A TCP connection accepted by the daemon.
+    Tcp(TcpStream),
+    /// inetd's descriptors: fd 0 to read, fd 1 to write (the same socket, or
+    /// two pipes).
+    Fds {
+        /// Read side.
+        r: File,
+        /// Write side.
+        w: File,
+    },
+}
+
+impl Stream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => s.read(buf),
+            Stream::Fds { r, .. } => r.read(buf),
+        }
+    }
+
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => s.write(buf),
+            Stream::Fds { w, .. } => w.write(buf),
+        }
+    }
+
+    /// Registers for readable and writable events under `token`.
+    pub fn register(&mut self, registry: &Registry, token: Token) -> io::Result<()> {
+        match self {
+            Stream::Tcp(s) => registry.register(s, token, Interest::READABLE | Interest::WRITABLE),
+            Stream::Fds { r, w } => {
+                registry.register(&mut SourceFd(&r.as_raw_fd()), token, Interest::READABLE)?;
+                registry.register(&mut SourceFd(&w.as_raw_fd()), token, Interest::WRITABLE)
+            }
+        }
+    }
+
+    /// Removes the registrations made by [`Stream::register`].
+    pub fn deregister(&mut self, registry: &Registry) {
+        match self {
+            Stream::Tcp(s) => {
+                let _ = registry.deregister(s);
+            }
+            Stream::Fds { r, w } => {
+                let _ = registry.deregister(&mut SourceFd(&r.as_raw_fd()));
+                let _ = registry.deregister(&mut SourceFd(&w.as_raw_fd()));
+            }
+        }
+    }
+}
+
+/// What a connection needs after a [`Conn::drive`] call.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Status {
+    /// Nothing to do until the next readiness event or auth result.
+    Idle,
+    /// More work is ready: give it another turn after the others.
+    Yield,
+    /// The connection is finished and can be dropped.
+    Closed,
+}
+
+/// Something the event loop must act on after a drive.
+pub enum Request {
+    /// Check these credentials.
+    Auth(Credentials),
+    /// The session ended this way (for the log).
+    Ended(End),
+}
+
+/// A connection and its session.
+pub struct Conn {
+    /// The client's stream.
+    pub stream: Stream,
+    /// Peer address, when known (inetd over a pipe has none).
+    pub peer: Option<IpAddr>,
+    /// Slot generation, to match late auth results.
+    pub generation: u64,
+    /// Time of the last progress in either direction.
+    pub last_activity: Instant,
+    /// The protocol state.
+    pub session: Session<Mailbox>,
+    /// Reply bytes waiting to be written.
+    pub out: Buffer,
+    readable: bool,
+    writable: bool,
+    eof: bool,
+    closing: bool,
+    waiting_auth: bool,
+}
+
+impl Conn {
+    /// A new connection with its greeting queued.
+    pub fn new(stream: Stream, peer: Option<IpAddr>, generation: u64, limits: SessionLimits) -> Conn {
+        let mut out = Buffer::new(OUTPUT_BUF);
+        let session = Session::new(limits, &mut out);
+        Conn {
+            stream,
+            peer,
+            generation,
+            last_activity: Instant::now(),
+            session,
+            out,
+            readable: true,
+            writable: true,
+            eof: false,
+            closing: false,
+            waiting_auth: false,
+        }
+    }
+
+    /// Records a readiness event.
+    pub fn ready(&mut self, readable: bool, writable: bool) {
+        self.readable |= readable;
+        self.writable |= writable;
+    }
+
+    /// True while a password check is outstanding.
+    pub fn waiting_auth(&self) -> bool {
+        self.waiting_auth
+    }
+
+    /// The auth result was delivered to the session.
+    pub fn auth_done(&mut self) {
+        self.waiting_auth = false;
+    }
+
+    /// True once the session is logged in.
+    pub fn authenticated(&self) -> bool {
+        self.session.authenticated()
+    }
+
+    /// Moves bytes and runs the session; `requests` collects what the event
+    /// loop must do for this connection.
+    pub fn drive(&mut self, requests: &mut Vec<Request>) -> Status {
+        let mut budget = TURN_OUTPUT_BUDGET;
+        loop {
+            let mut progress = false;
+
+            // Write out what is buffered.
+            while self.writable && !self.out.is_empty() {
+                match self.stream.write(self.out.data()) {
+                    Ok(0) => return self.fail(),
+                    Ok(n) => {
+                        self.out.consume(n);
+                        budget = budget.saturating_sub(n);
+                        progress = true;
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.writable = false,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(_) => return self.fail(),
+                }
+            }
+            if self.closing {
+                if self.out.is_empty() {
+                    self.linger();
+                    return Status::Closed;
+                }
+                return Status::Idle;
+            }
+
+            // Read what fits.
+            while self.readable && !self.eof && !self.session.input_full() {
+                let space = self.session.input_space();
+                match self.stream.read(space) {
+                    Ok(0) => {
+                        self.eof = true;
+                        self.session.input_closed();
+                        progress = true;
+                    }
+                    Ok(n) => {
+                        self.session.input_added(n);
+                        progress = true;
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.readable = false,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(_) => {
+                        self.eof = true;
+                        self.session.input_closed();
+                        progress = true;
+                    }
+                }
+            }
+            if progress {
+                self.last_activity = Instant::now();
+            }
+
+            let before = self.out.data().len();
+            match self.session.advance(&mut self.out) {
+                Want::Input | Want::Output | Want::AuthPending => {}
+                Want::Auth(creds) => {
+                    self.waiting_auth = true;
+                    requests.push(Request::Auth(creds));
+                    progress = true;
+                }
+                Want::Close(end) => {
+                    requests.push(Request::Ended(end));
+                    self.closing = true;
+                    continue;
+                }
+            }
+            if self.out.data().len() != before {
+                progress = true;
+            }
+            if !progress {
+                return Status::Idle;
+            }
+            if budget == 0 {
+                return Status::Yield;
+            }
+        }
+    }
+
+    /// Ends the connection after a write error: the client is gone.
+    fn fail(&mut self) -> Status {
+        self.out.consume(self.out.data().len());
+        Status::Closed
+    }
+
+    /// Reads and drops input the client sent after the end, so that closing
+    /// does not reset the connection before the last reply reaches it.
+    fn linger(&mut self) {
+        let mut sink = [0u8; 512];
+        for _ in 0..16 {
+            match self.stream.read(&mut sink) {
+                Ok(n) if n > 0 => {}
+                _ => break,
+            }
+        }
+        if let Stream::Tcp(s) = &self.stream {
+            let _ = s.shutdown(std::net::Shutdown::Write);
+        }
+    }
+}
