@@ -10,9 +10,12 @@ use std::time::Duration;
 
 /// Longest command line kept, CRLF excluded (RFC 2449 allows 255 octets).
 pub const LINE_MAX: usize = 255;
+/// Longest `AUTH` command or SASL response line kept, CRLF excluded: room for
+/// a base64 PLAIN message with a 64-byte name and a password of over 600 bytes.
+pub const AUTH_LINE_MAX: usize = 1024;
 /// Size of the per-connection input buffer (unprocessed client bytes). Pipelined
 /// input beyond it stays in the socket until replies drain.
-pub const INPUT_BUF: usize = 1024;
+pub const INPUT_BUF: usize = 2048;
 /// Size of the per-connection reply buffer. Every reply line is shorter than
 /// [`REPLY_LINE_MAX`], so any single reply line always fits.
 pub const OUTPUT_BUF: usize = 16 * 1024;

@@ -35,6 +35,8 @@ pub enum Command<'a> {
     Last,
     /// `CAPA` (RFC 2449)
     Capa,
+    /// `AUTH [mechanism [initial-response]]` (RFC 5034)
+    Auth(Option<&'a [u8]>, Option<&'a [u8]>),
 }
 
 /// Why a line is not a command.
@@ -77,12 +79,17 @@ pub fn parse(line: &[u8]) -> Result<Command<'_>, ParseError> {
 
     let known: &[&[u8]] = &[
         b"USER", b"QUIT", b"STAT", b"LIST", b"RETR", b"DELE", b"NOOP", b"RSET", b"TOP", b"UIDL",
-        b"LAST", b"CAPA",
+        b"LAST", b"CAPA", b"AUTH",
     ];
     if !known.contains(&kw) {
         return Err(ParseError::Unknown);
     }
-    let args = split_args(rest.unwrap_or(b"")).ok_or(ParseError::Syntax)?;
+    let token_max = if kw == b"AUTH" {
+        crate::config::AUTH_LINE_MAX
+    } else {
+        TOKEN_MAX
+    };
+    let args = split_args(rest.unwrap_or(b""), token_max).ok_or(ParseError::Syntax)?;
     let a = &args.items[..args.len];
     let cmd = match (kw, a) {
         (b"USER", [name]) => Command::User(name),
@@ -99,6 +106,9 @@ pub fn parse(line: &[u8]) -> Result<Command<'_>, ParseError> {
         (b"UIDL", [n]) => Command::Uidl(Some(msg_number(n)?)),
         (b"LAST", []) => Command::Last,
         (b"CAPA", []) => Command::Capa,
+        (b"AUTH", []) => Command::Auth(None, None),
+        (b"AUTH", [m]) => Command::Auth(Some(m), None),
+        (b"AUTH", [m, r]) => Command::Auth(Some(m), Some(r)),
         _ => return Err(ParseError::Syntax),
     };
     Ok(cmd)
@@ -112,7 +122,7 @@ struct Args<'a> {
 
 /// Splits on single spaces. One trailing space is tolerated; empty tokens
 /// (two spaces), more than three tokens or over-long tokens are refused.
-fn split_args(rest: &[u8]) -> Option<Args<'_>> {
+fn split_args(rest: &[u8], token_max: usize) -> Option<Args<'_>> {
     let rest = rest.strip_suffix(b" ").unwrap_or(rest);
     let mut args = Args {
         items: [&[]; 3],
@@ -122,7 +132,7 @@ fn split_args(rest: &[u8]) -> Option<Args<'_>> {
         return Some(args);
     }
     for tok in rest.split(|&b| b == b' ') {
-        if tok.is_empty() || tok.len() > TOKEN_MAX || args.len == args.items.len() {
+        if tok.is_empty() || tok.len() > token_max || args.len == args.items.len() {
             return None;
         }
         args.items[args.len] = tok;
@@ -225,5 +235,8 @@ mod tests {
         assert_eq!(parse(b"USER"), Err(ParseError::Syntax));
         assert_eq!(parse(b"USER a b"), Err(ParseError::Syntax));
         assert_eq!(parse(b"USER bob"), Ok(Command::User(b"bob")));
+        assert_eq!(parse(b"auth plain AGJvYgBwdw=="), Ok(Command::Auth(Some(b"plain"), Some(b"AGJvYgBwdw=="))));
+        assert_eq!(parse(b"AUTH"), Ok(Command::Auth(None, None)));
+        assert_eq!(parse(b"AUTH PLAIN x y"), Err(ParseError::Syntax));
     }
 }

@@ -5,6 +5,7 @@
 
 pub mod buffer;
 pub mod command;
+pub mod sasl;
 pub mod session;
 
 pub use buffer::Buffer;

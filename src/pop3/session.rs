@@ -8,12 +8,13 @@
 //! grows. Multi-line replies (LIST, UIDL, RETR, TOP) are produced in slices of at
 //! most one output buffer per call.
 
-use crate::config::{INPUT_BUF, LINE_MAX, REPLY_LINE_MAX, SessionLimits, USER_MAX};
+use crate::config::{AUTH_LINE_MAX, INPUT_BUF, LINE_MAX, REPLY_LINE_MAX, SessionLimits, USER_MAX};
 use crate::mbox::{Encoder, Expunged, MboxError};
 
 use super::Store;
 use super::buffer::Buffer;
 use super::command::{self, Command, ParseError};
+use super::sasl;
 
 /// Largest chunk of stored message bytes read per step (encoded output is at
 /// most twice as large).
@@ -89,7 +90,11 @@ pub enum Want {
 }
 
 enum Phase<S> {
-    Authorization { user: Option<Vec<u8>> },
+    Authorization {
+        user: Option<Vec<u8>>,
+        /// `AUTH PLAIN` sent without an initial response: the next line is it.
+        sasl_pending: bool,
+    },
     WaitingAuth,
     Transaction(Txn<S>),
     Ended,
@@ -134,7 +139,10 @@ impl<S: Store> Session<S> {
             input: Buffer::new(INPUT_BUF),
             discarding: false,
             eof: false,
-            phase: Phase::Authorization { user: None },
+            phase: Phase::Authorization {
+                user: None,
+                sasl_pending: false,
+            },
             pending: Pending::None,
             auth_failures: 0,
             bad_commands: 0,
@@ -199,7 +207,7 @@ impl<S: Store> Session<S> {
             }
             match self.next_line() {
                 Some(Line::Complete { len, total }) => {
-                    let mut line = [0u8; LINE_MAX];
+                    let mut line = [0u8; AUTH_LINE_MAX];
                     line[..len].copy_from_slice(&self.input.data()[..len]);
                     self.input.consume(total);
                     self.execute(&line[..len], out);
@@ -236,9 +244,22 @@ impl<S: Store> Session<S> {
                 self.discarding = false;
                 continue;
             }
+            // AUTH lines and SASL responses may be longer than commands.
+            let sasl = matches!(
+                self.phase,
+                Phase::Authorization {
+                    sasl_pending: true,
+                    ..
+                }
+            );
+            let limit = if sasl || data.len() >= 5 && data[..5].eq_ignore_ascii_case(b"AUTH ") {
+                AUTH_LINE_MAX
+            } else {
+                LINE_MAX
+            };
             let (end, total) = match lf {
                 Some(i) => (i, i + 1),
-                None if data.len() > LINE_MAX + 1 => {
+                None if data.len() > limit + 1 => {
                     // No line end in sight: answer now, drop the rest to LF.
                     let n = data.len();
                     self.input.consume(n);
@@ -253,7 +274,7 @@ impl<S: Store> Session<S> {
             } else {
                 end
             };
-            if len > LINE_MAX {
+            if len > limit {
                 self.input.consume(total);
                 return Some(Line::TooLong);
             }
@@ -270,6 +291,17 @@ impl<S: Store> Session<S> {
 
     /// Runs one command line and writes its reply.
     fn execute(&mut self, line: &[u8], out: &mut Buffer) {
+        if let Phase::Authorization { sasl_pending, .. } = &mut self.phase
+            && *sasl_pending
+        {
+            *sasl_pending = false;
+            if line == b"*" {
+                out.line(format_args!("-ERR authentication cancelled"));
+            } else {
+                self.sasl_plain(line, out);
+            }
+            return;
+        }
         let cmd = match command::parse(line) {
             Ok(cmd) => cmd,
             Err(ParseError::Unknown) => {
@@ -288,7 +320,27 @@ impl<S: Store> Session<S> {
             return;
         }
         match &mut self.phase {
-            Phase::Authorization { user } => match cmd {
+            Phase::Authorization { user, sasl_pending } => match cmd {
+                Command::Auth(None, _) => {
+                    out.line(format_args!("+OK SASL mechanisms follow"));
+                    out.line(format_args!("PLAIN"));
+                    out.push(b".\r\n");
+                }
+                Command::Auth(Some(mech), initial) => {
+                    if !mech.eq_ignore_ascii_case(b"PLAIN") {
+                        out.line(format_args!("-ERR unsupported SASL mechanism"));
+                        return;
+                    }
+                    *user = None;
+                    match initial {
+                        None => {
+                            *sasl_pending = true;
+                            out.push(b"+ \r\n");
+                        }
+                        Some(b"=") => self.sasl_plain(b"", out),
+                        Some(resp) => self.sasl_plain(resp, out),
+                    }
+                }
                 Command::User(name) => {
                     if name.len() > USER_MAX {
                         out.line(format_args!("-ERR user name too long"));
@@ -316,12 +368,35 @@ impl<S: Store> Session<S> {
                     self.bad_command();
                 }
             },
+            Phase::Transaction(_) if matches!(cmd, Command::Auth(..)) => {
+                out.line(format_args!("-ERR already logged in"));
+            }
             Phase::Transaction(txn) => {
                 if let Some(end) = txn.execute(cmd, out, &mut self.pending) {
                     self.ending = Some(end);
                 }
             }
             Phase::WaitingAuth | Phase::Ended => {}
+        }
+    }
+
+    /// Handles a PLAIN response (base64): a well-formed one becomes an auth
+    /// request, anything else an error that leaves the session as it was.
+    fn sasl_plain(&mut self, response: &[u8], out: &mut Buffer) {
+        let mut msg = Vec::new();
+        let parsed = sasl::decode_base64(response, &mut msg)
+            .and_then(|()| sasl::parse_plain(&msg).map(|(u, p)| (u.to_vec(), p.to_vec())));
+        wipe(&mut msg);
+        match parsed {
+            Ok((user, pass)) if user.len() <= USER_MAX => {
+                self.auth_request = Some(Credentials { user, pass });
+                self.phase = Phase::WaitingAuth;
+            }
+            Ok((_, mut pass)) => {
+                wipe(&mut pass);
+                out.line(format_args!("-ERR [AUTH] user name too long"));
+            }
+            Err(()) => out.line(format_args!("-ERR malformed SASL PLAIN response")),
         }
     }
 
@@ -361,7 +436,10 @@ impl<S: Store> Session<S> {
     pub fn login_refused(&mut self, out: &mut Buffer) {
         out.line(format_args!("-ERR [AUTH] Authentication failed"));
         self.auth_failures += 1;
-        self.phase = Phase::Authorization { user: None };
+        self.phase = Phase::Authorization {
+                user: None,
+                sasl_pending: false,
+            };
         if self.auth_failures >= self.limits.max_auth_failures {
             self.ending = Some(End::TooManyAuthFailures);
         }
@@ -479,6 +557,7 @@ impl<S: Store> Txn<S> {
             Command::Quit => return Some(self.quit(out)),
             Command::User(_) | Command::Pass(_) => out.line(format_args!("-ERR already logged in")),
             Command::Capa => write_capa(out),
+            Command::Auth(..) => out.line(format_args!("-ERR already logged in")),
         }
         None
     }
@@ -633,6 +712,7 @@ fn write_capa(out: &mut Buffer) {
         "PIPELINING",
         "RESP-CODES",
         "AUTH-RESP-CODE",
+        "SASL PLAIN",
         concat!("IMPLEMENTATION pop3d-", env!("CARGO_PKG_VERSION")),
     ] {
         out.line(format_args!("{cap}"));
@@ -929,6 +1009,38 @@ mod tests {
         h.s.input_closed();
         h.send(b"");
         assert_eq!(h.end, Some(End::QuitUnauthenticated));
+    }
+
+    #[test]
+    fn auth_plain_with_initial_response_and_continuation() {
+        // "\0bob\0pw" and "bob\0bob\0pw"
+        let mut h = Harness::new(fake(&[]));
+        h.send(b"");
+        assert!(h.send(b"AUTH PLAIN AGJvYgBwdw==\r\n").starts_with("+OK 0 messages"));
+
+        let mut h = Harness::new(fake(&[]));
+        h.send(b"");
+        assert_eq!(h.send(b"AUTH PLAIN\r\n"), "+ \r\n");
+        assert!(h.send(b"Ym9iAGJvYgBwdw==\r\n").starts_with("+OK 0 messages"));
+
+        let mut h = Harness::new(fake(&[]));
+        h.send(b"");
+        assert_eq!(h.send(b"AUTH PLAIN\r\n"), "+ \r\n");
+        assert_eq!(h.send(b"*\r\n"), "-ERR authentication cancelled\r\n");
+        assert!(h.send(b"AUTH PLAIN !!!!\r\n").starts_with("-ERR malformed"));
+        // authzid differs from authcid: "eve\0bob\0pw"
+        assert!(h.send(b"AUTH PLAIN ZXZlAGJvYgBwdw==\r\n").starts_with("-ERR malformed"));
+        assert!(h.send(b"AUTH CRAM-MD5\r\n").starts_with("-ERR unsupported"));
+        assert_eq!(h.send(b"AUTH\r\n"), "+OK SASL mechanisms follow\r\nPLAIN\r\n.\r\n");
+        // wrong password: "\0bob\0no"
+        assert_eq!(
+            h.send(b"AUTH PLAIN AGJvYgBubw==\r\n"),
+            "-ERR [AUTH] Authentication failed\r\n"
+        );
+        assert!(h.end.is_none());
+        // An AUTH line longer than a command line is fine.
+        let long = format!("AUTH PLAIN {}\r\n", "QUFB".repeat(100));
+        assert!(h.send(long.as_bytes()).starts_with("-ERR malformed"));
     }
 
     #[test]
