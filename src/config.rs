@@ -111,6 +111,11 @@ pub struct Config {
     pub idle_timeout: Duration,
     /// Timeout before login completes.
     pub login_timeout: Duration,
+    /// Delay before a failed login is answered; doubles for each recent
+    /// failure from the same source address, up to `fail_delay_max`.
+    pub fail_delay: Duration,
+    /// Upper bound of the failed-login delay.
+    pub fail_delay_max: Duration,
     /// Threads that verify passwords, off the event loop.
     pub auth_threads: usize,
     /// Mailbox limits.
@@ -132,6 +137,8 @@ impl Default for Config {
             max_sessions: 500,
             idle_timeout: Duration::from_secs(600),
             login_timeout: Duration::from_secs(60),
+            fail_delay: Duration::from_secs(2),
+            fail_delay_max: Duration::from_secs(15),
             auth_threads: 2,
             mailbox: MailboxLimits::default(),
             session: SessionLimits::default(),

@@ -51,6 +51,13 @@ struct Args {
     /// seconds allowed before login completes (default 60)
     #[argh(option)]
     login_timeout: Option<u64>,
+    /// seconds before a failed login is answered, doubling per recent failure
+    /// from the same address (default 2)
+    #[argh(option)]
+    fail_delay: Option<u64>,
+    /// upper bound of that delay in seconds (default 15)
+    #[argh(option)]
+    fail_delay_max: Option<u64>,
 }
 
 fn parse_log(s: &str) -> Result<LogTarget, String> {
@@ -103,6 +110,12 @@ fn config_from(args: Args) -> Result<Config, String> {
     }
     if let Some(s) = args.login_timeout {
         cfg.login_timeout = Duration::from_secs(s.max(1));
+    }
+    if let Some(s) = args.fail_delay {
+        cfg.fail_delay = Duration::from_secs(s);
+    }
+    if let Some(s) = args.fail_delay_max {
+        cfg.fail_delay_max = Duration::from_secs(s);
     }
     if !cfg.daemon {
         cfg.max_sessions = 1;

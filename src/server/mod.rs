@@ -8,7 +8,7 @@
 pub mod auth_pool;
 pub mod conn;
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -55,7 +55,29 @@ struct Server {
     identity: Identity,
     /// inetd mode: stop when the last connection ends.
     exit_when_idle: bool,
+    /// Failed logins waiting for their delay to pass before being answered.
+    delayed: Vec<Delayed>,
+    /// Recent failed logins per source address (bounded).
+    failures: HashMap<Option<IpAddr>, Failures>,
 }
+
+/// A refusal to deliver later.
+struct Delayed {
+    due: Instant,
+    token: Token,
+    generation: u64,
+}
+
+/// Recent failed logins from one address.
+struct Failures {
+    count: u32,
+    last: Instant,
+}
+
+/// Failures older than this no longer lengthen the delay.
+const FAILURE_MEMORY: Duration = Duration::from_secs(600);
+/// Most source addresses remembered for failure delays.
+const FAILURE_SOURCES_MAX: usize = 4096;
 
 /// Binds the listeners (daemon mode) or adopts fd 0/1 (inetd mode) and serves
 /// until done. Errors are one line for the admin.
@@ -103,6 +125,8 @@ pub fn run(cfg: Config) -> Result<(), String> {
         runnable: VecDeque::new(),
         pool,
         identity,
+        delayed: Vec::new(),
+        failures: HashMap::new(),
     };
     for (i, l) in server.listeners.iter_mut().enumerate() {
         server
@@ -167,11 +191,15 @@ impl Server {
             if self.exit_when_idle && self.live() == 0 {
                 return Ok(());
             }
-            let timeout = if self.runnable.is_empty() {
-                Some(Duration::from_secs(1))
-            } else {
-                Some(Duration::ZERO)
-            };
+            let now = Instant::now();
+            let mut timeout = Duration::from_secs(1);
+            if !self.runnable.is_empty() {
+                timeout = Duration::ZERO;
+            }
+            if let Some(due) = self.delayed.iter().map(|d| d.due).min() {
+                timeout = timeout.min(due.saturating_duration_since(now));
+            }
+            let timeout = Some(timeout);
             match self.poll.poll(&mut events, timeout) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -193,6 +221,7 @@ impl Server {
                     self.runnable.push_back(t);
                 }
             }
+            self.release_delayed();
             // One bounded turn for every connection with work.
             let turn: Vec<Token> = self.runnable.drain(..).collect();
             let mut seen = std::collections::HashSet::with_capacity(turn.len());
@@ -274,8 +303,11 @@ impl Server {
         if conn.generation != outcome.generation || !conn.waiting_auth() {
             return;
         }
-        conn.auth_done();
+        let conn_peer = conn.peer;
         let from = conn.peer.map(|p| format!(" from {p}")).unwrap_or_default();
+        if outcome.result.is_ok() {
+            conn.auth_done();
+        }
         match outcome.result {
             Err(refusal) => {
                 let who = match refusal {
@@ -283,7 +315,13 @@ impl Server {
                     _ => String::from_utf8_lossy(&outcome.user).into_owned(),
                 };
                 notice!("authentication failed for {who}{from}: {refusal}");
-                conn.session.login_refused(&mut conn.out);
+                let delay = self.failure_delay(conn_peer);
+                self.delayed.push(Delayed {
+                    due: Instant::now() + delay,
+                    token: outcome.token,
+                    generation: outcome.generation,
+                });
+                return;
             }
             Ok(account) => {
                 info!("authentication passed for {}{from}", account.name);
@@ -303,6 +341,53 @@ impl Server {
             }
         }
         self.runnable.push_back(outcome.token);
+    }
+
+    /// How long to hold back the answer to a failed login from `peer`, and
+    /// records the failure.
+    fn failure_delay(&mut self, peer: Option<IpAddr>) -> Duration {
+        let now = Instant::now();
+        if self.failures.len() >= FAILURE_SOURCES_MAX {
+            self.failures
+                .retain(|_, f| now.duration_since(f.last) < FAILURE_MEMORY);
+            if self.failures.len() >= FAILURE_SOURCES_MAX {
+                self.failures.clear();
+            }
+        }
+        let f = self.failures.entry(peer).or_insert(Failures {
+            count: 0,
+            last: now,
+        });
+        if now.duration_since(f.last) >= FAILURE_MEMORY {
+            f.count = 0;
+        }
+        f.last = now;
+        let factor = 1u32 << f.count.min(16);
+        f.count = f.count.saturating_add(1);
+        self.cfg
+            .fail_delay
+            .saturating_mul(factor)
+            .min(self.cfg.fail_delay_max)
+    }
+
+    /// Answers the failed logins whose delay has passed.
+    fn release_delayed(&mut self) {
+        let now = Instant::now();
+        let mut i = 0;
+        while i < self.delayed.len() {
+            if self.delayed[i].due > now {
+                i += 1;
+                continue;
+            }
+            let d = self.delayed.swap_remove(i);
+            if let Some(conn) = self.conns.get_mut(d.token.0).and_then(Option::as_mut)
+                && conn.generation == d.generation
+            {
+                conn.auth_done();
+                conn.session.login_refused(&mut conn.out);
+                self.runnable.push_back(d.token);
+            }
+        }
     }
 
     fn sweep_timeouts(&mut self) {
