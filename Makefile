@@ -68,6 +68,7 @@ deps:
 ## test: everything CI runs; stops at the first failure with a non-zero exit
 test: deps test-host test-cross lint
 
+## test-host / test-cross / lint: the parts of make test
 test-host:
 	$(CARGO) test --target $(TARGET)
 
@@ -95,6 +96,7 @@ bench: build
 	    echo "make bench: no bench/run.sh yet" >&2; exit 1; \
 	fi
 
+## clean: cargo clean and remove demo/
 clean:
 	$(CARGO) clean
 	rm -rf $(DEMO)
