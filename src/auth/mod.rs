@@ -6,6 +6,13 @@
 //! verification for unknown users. Callers get an [`Account`] or a [`Refusal`];
 //! every refusal must be answered on the wire exactly like a wrong password.
 
+mod b64;
+pub mod crypt;
+mod md5crypt;
+mod secret;
+mod shacrypt;
+mod yescrypt_mcf;
+
 use std::path::PathBuf;
 
 /// Where accounts come from and who may be served.
