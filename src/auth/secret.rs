@@ -33,6 +33,13 @@ impl Secret {
         Secret(v, allocated)
     }
 
+    /// A copy of `bytes`.
+    pub(crate) fn copy_of(bytes: &[u8]) -> Self {
+        let mut s = Secret::with_capacity(bytes.len());
+        s.0.extend_from_slice(bytes);
+        s
+    }
+
     /// The bytes.
     pub(crate) fn as_bytes(&self) -> &[u8] {
         &self.0
@@ -77,8 +84,7 @@ mod tests {
 
     #[test]
     fn debug_hides_contents() {
-        let mut s = Secret::with_capacity(16);
-        s.vec().extend_from_slice(b"$6$salt$hash");
+        let s = Secret::copy_of(b"$6$salt$hash");
         assert_eq!(format!("{s:?}"), "Secret(12 bytes)");
     }
 }
