@@ -29,6 +29,9 @@ mod secret;
 mod shacrypt;
 mod yescrypt_mcf;
 
+#[cfg(test)]
+mod tests;
+
 pub use accounts::{FILE_MAX, LINE_MAX};
 
 use accounts::{Costliest, PasswdEntry};
