@@ -11,6 +11,10 @@ use std::path::Path;
 
 use crate::config::MailboxLimits;
 
+mod encode;
+
+pub use encode::Encoder;
+
 /// A unique id of a message, as sent by UIDL (at most 70 printable characters).
 pub type Uid = heapless::String<72>;
 
@@ -89,40 +93,6 @@ impl Mailbox {
     /// Removes the messages marked in `deleted` (indexed like messages), in place.
     pub fn expunge(&mut self, deleted: &[bool]) -> Result<Expunged, MboxError> {
         let _ = deleted;
-        todo!("mbox helper")
-    }
-}
-
-/// Turns stored message bytes into POP3 multi-line data: LF becomes CRLF (a
-/// stored CRLF stays CRLF), a leading `.` is doubled, TOP stops after the header
-/// block plus `n` body lines.
-#[derive(Clone, Debug)]
-pub struct Encoder {}
-
-impl Encoder {
-    /// Encoder for RETR (the whole message).
-    pub fn retr() -> Encoder {
-        todo!("mbox helper")
-    }
-    /// Encoder for TOP with `lines` body lines.
-    pub fn top(lines: u64) -> Encoder {
-        let _ = lines;
-        todo!("mbox helper")
-    }
-    /// Encodes from `input` into `out`; returns (bytes consumed, bytes written).
-    /// Makes progress whenever `out.len() >= 2 * input.len()` or `out.len() >= 4`.
-    pub fn encode(&mut self, input: &[u8], out: &mut [u8]) -> (usize, usize) {
-        let _ = (input, out);
-        todo!("mbox helper")
-    }
-    /// True when TOP has sent all it should; further input is not needed.
-    pub fn done(&self) -> bool {
-        todo!("mbox helper")
-    }
-    /// Writes the end of the data: CRLF if the data did not end with a line end,
-    /// then `.` CRLF. `out` must have room for 5 bytes. Returns bytes written.
-    pub fn finish(&mut self, out: &mut [u8]) -> usize {
-        let _ = out;
         todo!("mbox helper")
     }
 }
