@@ -12,6 +12,9 @@ use std::path::Path;
 use crate::config::MailboxLimits;
 
 mod encode;
+pub mod index;
+pub mod scan;
+mod uidl;
 
 pub use encode::Encoder;
 
