@@ -1,0 +1,620 @@
+//! The streaming mbox scanner: a state machine fed file bytes in chunks of any
+//! size (down to one byte) that finds message boundaries with popa3d's rule and
+//! computes each message's data length, POP3 size and digests.
+//!
+//! Memory does not depend on line or message length: a line is seen as
+//! fragments, and only its first [`HEAD`] bytes are kept until the line is
+//! classified (From_ separator, empty line, selected header, other data).
+//! The scanner does no I/O; whoever drives it (a loop in `Mailbox::open` today,
+//! bounded event-loop slices later) reads the file and calls [`Scanner::feed`]
+//! and finally [`Scanner::finish`].
+//!
+//! Splitting rule (popa3d, §3.2 of the reference notes): a line starting with
+//! the five bytes `From ` is a separator when it is at file offset 0, directly
+//! after an empty line, or directly after another From_ line (which then leaves
+//! a message without data, refused). Unlike popa3d, a `\r\n` line counts as
+//! empty too, so CRLF mailboxes split. The single empty line before a separator
+//! (or at end of file) is not message data, unless it is the line that ends the
+//! message's header block (a message without body keeps it).
+
+use std::fmt;
+
+use md5::{Digest, Md5};
+
+use super::index::Entry;
+use super::uidl;
+
+/// Bytes of a line kept before it is classified: enough for the longest header
+/// name the UIDL digest looks at (`X-Delivery-ID:`) and for `From `.
+pub const HEAD: usize = 14;
+
+/// Receives each message's entry as soon as its end is known.
+pub trait Sink {
+    /// Called once per message, in file order.
+    fn message(&mut self, entry: &Entry) -> Result<(), ScanError>;
+}
+
+/// Why scanning stopped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ScanFault {
+    /// The file does not begin with a `From ` line.
+    NoFromAtStart,
+    /// A message has no data (two From_ lines in a row, or a From_ line at the end).
+    EmptyMessage,
+    /// A From_ line longer than 4 GiB.
+    FromLineTooLong,
+    /// More messages than the limit allows.
+    TooManyMessages(usize),
+    /// A re-scan found a message different from the indexed one.
+    Mismatch,
+}
+
+/// A scan failure at a file offset (the start of the line or message concerned).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ScanError {
+    /// File offset where the problem is.
+    pub offset: u64,
+    /// What is wrong.
+    pub fault: ScanFault,
+}
+
+impl fmt::Display for ScanError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.fault {
+            ScanFault::NoFromAtStart => write!(
+                f,
+                "not an mbox file: no \"From \" line at offset {}",
+                self.offset
+            ),
+            ScanFault::EmptyMessage => {
+                write!(f, "message at offset {} has no data", self.offset)
+            }
+            ScanFault::FromLineTooLong => {
+                write!(f, "From_ line at offset {} is too long", self.offset)
+            }
+            ScanFault::TooManyMessages(max) => write!(
+                f,
+                "more than {} messages (limit reached at offset {})",
+                max, self.offset
+            ),
+            ScanFault::Mismatch => {
+                write!(f, "message at offset {} changed", self.offset)
+            }
+        }
+    }
+}
+
+/// What kind of line the scanner is in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Line {
+    /// Fewer than [`HEAD`] bytes seen and no LF yet: not classified.
+    Undecided,
+    /// A From_ separator line: not message data.
+    From,
+    /// An empty line (complete when classified): held back as `pending`.
+    Empty,
+    /// Any other line: message data.
+    Data,
+}
+
+/// An empty line whose fate (data or separator) depends on the next line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Pending {
+    None,
+    Lf,
+    CrLf,
+}
+
+/// The streaming scanner. Feed it the file from offset 0 in order.
+///
+/// After an error the scanner is spent: feed it nothing more.
+#[derive(Debug)]
+pub struct Scanner<S> {
+    sink: S,
+    /// File offset of the next byte fed.
+    pos: u64,
+    /// Offset of the current line.
+    line_start: u64,
+    head: [u8; HEAD],
+    head_len: usize,
+    line: Line,
+    /// A message has started (the first From_ line was seen).
+    in_msg: bool,
+    /// The previous line allows a From_ line to split (empty or From_ line).
+    split_ok: bool,
+    pending: Pending,
+    /// The pending empty line is the one ending the header block.
+    pending_ends_headers: bool,
+    // The current message.
+    raw_start: u64,
+    from_len: u64,
+    data_len: u64,
+    size: u64,
+    /// The last data byte was CR (a following LF is not widened to CRLF).
+    prev_cr: bool,
+    /// The last data byte was LF.
+    ends_lf: bool,
+    in_headers: bool,
+    /// The current header line is part of the UIDL digest.
+    selected: bool,
+    seen_received: bool,
+    uid_md5: Md5,
+    data_md5: Md5,
+}
+
+impl<S: Sink> Scanner<S> {
+    /// A scanner at file offset 0 delivering entries to `sink`.
+    pub fn new(sink: S) -> Scanner<S> {
+        Scanner {
+            sink,
+            pos: 0,
+            line_start: 0,
+            head: [0; HEAD],
+            head_len: 0,
+            line: Line::Undecided,
+            in_msg: false,
+            split_ok: false,
+            pending: Pending::None,
+            pending_ends_headers: false,
+            raw_start: 0,
+            from_len: 0,
+            data_len: 0,
+            size: 0,
+            prev_cr: false,
+            ends_lf: false,
+            in_headers: false,
+            selected: false,
+            seen_received: false,
+            uid_md5: Md5::new(),
+            data_md5: Md5::new(),
+        }
+    }
+
+    /// Bytes fed so far (the file offset of the next byte).
+    pub fn pos(&self) -> u64 {
+        self.pos
+    }
+
+    /// The sink, for inspection while scanning.
+    pub fn sink(&self) -> &S {
+        &self.sink
+    }
+
+    /// Scans the next bytes of the file.
+    pub fn feed(&mut self, mut chunk: &[u8]) -> Result<(), ScanError> {
+        while !chunk.is_empty() {
+            if self.line == Line::Undecided {
+                let take = chunk.len().min(HEAD - self.head_len);
+                let n = match chunk[..take].iter().position(|&b| b == b'\n') {
+                    Some(p) => p + 1,
+                    None => take,
+                };
+                self.head[self.head_len..self.head_len + n].copy_from_slice(&chunk[..n]);
+                self.head_len += n;
+                self.pos += n as u64;
+                chunk = &chunk[n..];
+                let complete = self.head[self.head_len - 1] == b'\n';
+                if complete || self.head_len == HEAD {
+                    self.decide()?;
+                    if complete {
+                        self.end_line();
+                    }
+                }
+            } else {
+                let (n, complete) = match chunk.iter().position(|&b| b == b'\n') {
+                    Some(p) => (p + 1, true),
+                    None => (chunk.len(), false),
+                };
+                self.stream(&chunk[..n])?;
+                self.pos += n as u64;
+                chunk = &chunk[n..];
+                if complete {
+                    self.end_line();
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Ends the scan at end of file and returns the sink.
+    pub fn finish(mut self) -> Result<S, ScanError> {
+        if self.line == Line::Undecided && self.head_len > 0 {
+            // A last line without LF, shorter than HEAD.
+            self.decide()?;
+        }
+        if self.in_msg {
+            self.end_message()?;
+        }
+        Ok(self.sink)
+    }
+
+    /// Classifies the current line from its first bytes and accounts for them.
+    fn decide(&mut self) -> Result<(), ScanError> {
+        let head_buf = self.head;
+        let head = &head_buf[..self.head_len];
+        let from = head.starts_with(b"From ");
+        if !self.in_msg {
+            if !from {
+                return Err(ScanError {
+                    offset: self.line_start,
+                    fault: ScanFault::NoFromAtStart,
+                });
+            }
+            self.start_message(head.len());
+            return Ok(());
+        }
+        if self.split_ok && from {
+            self.end_message()?;
+            self.start_message(head.len());
+            return Ok(());
+        }
+        self.commit_pending();
+        if head == b"\n" || head == b"\r\n" {
+            self.pending = if head.len() == 1 {
+                Pending::Lf
+            } else {
+                Pending::CrLf
+            };
+            self.pending_ends_headers = self.in_headers;
+            self.in_headers = false;
+            self.selected = false;
+            self.split_ok = true;
+            self.line = Line::Empty;
+            return Ok(());
+        }
+        if self.in_headers {
+            self.selected = uidl::select(head, self.selected, &mut self.seen_received);
+        }
+        self.split_ok = false;
+        self.line = Line::Data;
+        self.consume(head);
+        Ok(())
+    }
+
+    /// Accounts for a fragment of a classified line (at most one LF, at its end).
+    fn stream(&mut self, bytes: &[u8]) -> Result<(), ScanError> {
+        match self.line {
+            Line::From => {
+                self.from_len += bytes.len() as u64;
+                if self.from_len > u64::from(u32::MAX) {
+                    return Err(ScanError {
+                        offset: self.raw_start,
+                        fault: ScanFault::FromLineTooLong,
+                    });
+                }
+            }
+            Line::Data => self.consume(bytes),
+            // Empty lines are complete when classified; undecided bytes go to `head`.
+            Line::Empty | Line::Undecided => debug_assert!(false, "stream in {:?}", self.line),
+        }
+        Ok(())
+    }
+
+    fn end_line(&mut self) {
+        if self.line == Line::From {
+            // A From_ line directly after a From_ line is a separator too, so
+            // that a message without data is found (and refused).
+            self.split_ok = true;
+        }
+        self.line = Line::Undecided;
+        self.head_len = 0;
+        self.line_start = self.pos;
+    }
+
+    /// Adds message data bytes: at most one LF, and only as the last byte.
+    fn consume(&mut self, bytes: &[u8]) {
+        let Some(&last) = bytes.last() else {
+            return;
+        };
+        debug_assert!(!bytes[..bytes.len() - 1].contains(&b'\n'));
+        self.data_md5.update(bytes);
+        if self.selected {
+            self.uid_md5.update(bytes);
+        }
+        let mut size = bytes.len() as u64;
+        if last == b'\n' {
+            let after_cr = match bytes.len() {
+                1 => self.prev_cr,
+                n => bytes[n - 2] == b'\r',
+            };
+            if !after_cr {
+                size += 1; // LF is sent as CRLF
+            }
+        }
+        self.data_len += bytes.len() as u64;
+        self.size += size;
+        self.prev_cr = last == b'\r';
+        self.ends_lf = last == b'\n';
+    }
+
+    fn commit_pending(&mut self) {
+        match self.pending {
+            Pending::None => {}
+            Pending::Lf => self.consume(b"\n"),
+            Pending::CrLf => self.consume(b"\r\n"),
+        }
+        self.pending = Pending::None;
+    }
+
+    /// Starts a message at the current line, a From_ line of which `head_len`
+    /// bytes were seen.
+    fn start_message(&mut self, head_len: usize) {
+        self.in_msg = true;
+        self.raw_start = self.line_start;
+        self.from_len = head_len as u64;
+        self.data_len = 0;
+        self.size = 0;
+        self.prev_cr = false;
+        self.ends_lf = false;
+        self.in_headers = true;
+        self.selected = false;
+        self.seen_received = false;
+        self.pending = Pending::None;
+        self.split_ok = false;
+        self.line = Line::From;
+    }
+
+    /// Ends the current message (at a separator or at end of file).
+    fn end_message(&mut self) -> Result<(), ScanError> {
+        if self.pending != Pending::None {
+            if self.pending_ends_headers {
+                // No body: the header block's empty line stays (popa3d).
+                self.commit_pending();
+            } else {
+                self.pending = Pending::None;
+            }
+        }
+        if self.data_len == 0 {
+            return Err(ScanError {
+                offset: self.raw_start,
+                fault: ScanFault::EmptyMessage,
+            });
+        }
+        let mut size = self.size;
+        if !self.ends_lf {
+            size += 2; // the encoder ends the last line with CRLF
+        }
+        let uid = std::mem::take(&mut self.uid_md5).finalize();
+        let sum = std::mem::take(&mut self.data_md5).finalize();
+        let mut digest = [0; 8];
+        digest.copy_from_slice(&uid[..8]);
+        let mut data_sum = [0; 4];
+        data_sum.copy_from_slice(&sum[..4]);
+        let entry = Entry {
+            raw_start: self.raw_start,
+            data_len: self.data_len,
+            size,
+            digest,
+            data_sum,
+            // Checked in `stream`; a From_ head is at most HEAD bytes.
+            from_len: self.from_len as u32,
+        };
+        self.sink.message(&entry)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Collects entries without limits.
+    #[derive(Default)]
+    struct Collect(Vec<Entry>);
+
+    impl Sink for Collect {
+        fn message(&mut self, entry: &Entry) -> Result<(), ScanError> {
+            self.0.push(*entry);
+            Ok(())
+        }
+    }
+
+    fn scan_chunked(data: &[u8], chunk: usize) -> Result<Vec<Entry>, ScanError> {
+        let mut s = Scanner::new(Collect::default());
+        for c in data.chunks(chunk.max(1)) {
+            s.feed(c)?;
+        }
+        Ok(s.finish()?.0)
+    }
+
+    /// Scans whole, in 1-byte chunks and in a few odd sizes; all must agree.
+    fn scan(data: &[u8]) -> Result<Vec<Entry>, ScanError> {
+        let whole = scan_chunked(data, data.len());
+        for n in [1, 2, 3, 5, 7, 13, 14, 15, 64] {
+            assert_eq!(scan_chunked(data, n), whole, "chunk size {n}");
+        }
+        whole
+    }
+
+    /// The data bytes of each message.
+    fn datas(data: &[u8]) -> Vec<Vec<u8>> {
+        scan(data)
+            .unwrap()
+            .iter()
+            .map(|e| {
+                let s = e.data_start() as usize;
+                data[s..s + e.data_len as usize].to_vec()
+            })
+            .collect()
+    }
+
+    fn fault(data: &[u8]) -> ScanError {
+        scan(data).unwrap_err()
+    }
+
+    const F: &str = "From x@y Mon Jan  1 00:00:00 2024\n";
+
+    fn mbox(parts: &[&str]) -> Vec<u8> {
+        parts.concat().into_bytes()
+    }
+
+    #[test]
+    fn popa3d_stat_example() {
+        let m = mbox(&[
+            F,
+            "Subject: one\n\nbody1\n\n",
+            F,
+            "Subject: two\n\nbody2\n\n",
+            F,
+            "Subject: three\n\nbody3\n\n",
+        ]);
+        let e = scan(&m).unwrap();
+        let sizes: Vec<u64> = e.iter().map(|e| e.size).collect();
+        assert_eq!(sizes, [23, 23, 25]);
+        assert_eq!(e[0].raw_start, 0);
+        assert_eq!(e[1].raw_start, (F.len() + 21) as u64);
+        assert_eq!(e[0].from_len as usize, F.len());
+        assert_eq!(
+            datas(&m),
+            [
+                b"Subject: one\n\nbody1\n".to_vec(),
+                b"Subject: two\n\nbody2\n".to_vec(),
+                b"Subject: three\n\nbody3\n".to_vec()
+            ]
+        );
+    }
+
+    #[test]
+    fn non_separators() {
+        for line in [
+            "From\tx\n",
+            "Fromx\n",
+            "FROM x\n",
+            "from x\n",
+            "From: x\n",
+            ">From x\n",
+        ] {
+            let m = mbox(&[F, "A: b\n\nbody\n\n", line, "more\n"]);
+            assert_eq!(scan(&m).unwrap().len(), 1, "{line:?}");
+        }
+        // After a non-empty line, or after a line of spaces.
+        let m = mbox(&[F, "A: b\n\nbody\nFrom x\n"]);
+        assert_eq!(scan(&m).unwrap().len(), 1);
+        let m = mbox(&[F, "A: b\n\nbody\n \nFrom x\n"]);
+        assert_eq!(scan(&m).unwrap().len(), 1);
+        // Content-Length is ignored: a From_ after an empty line always splits.
+        let m = mbox(&[F, "Content-Length: 500\n\nbody\n\nFrom x\nA: b\n\nc\n"]);
+        assert_eq!(scan(&m).unwrap().len(), 2);
+    }
+
+    #[test]
+    fn crlf_mailbox_splits() {
+        let m = mbox(&[
+            F,
+            "Subject: x\r\n\r\nbody\r\n\r\n",
+            F,
+            "Subject: y\r\n\r\nbody2\r\n\r\n",
+        ]);
+        assert_eq!(
+            datas(&m),
+            [
+                b"Subject: x\r\n\r\nbody\r\n".to_vec(),
+                b"Subject: y\r\n\r\nbody2\r\n".to_vec()
+            ]
+        );
+        let e = scan(&m).unwrap();
+        assert_eq!(e[0].size, 20);
+    }
+
+    #[test]
+    fn refusals() {
+        assert_eq!(fault(b"\nFrom x\nA: b\n").fault, ScanFault::NoFromAtStart);
+        assert_eq!(fault(b"\nFrom x\nA: b\n").offset, 0);
+        assert_eq!(fault(b"Subject: x\n").fault, ScanFault::NoFromAtStart);
+        assert_eq!(fault(b"Fro").fault, ScanFault::NoFromAtStart);
+        // Two From_ lines in a row: the first message has no data.
+        let e = fault(&mbox(&[F, F, "A: b\n"]));
+        assert_eq!(
+            e,
+            ScanError {
+                offset: 0,
+                fault: ScanFault::EmptyMessage
+            }
+        );
+        // The last message is only a From_ line (with or without LF).
+        let m = mbox(&[F, "A: b\n\nc\n\n", F]);
+        let e = fault(&m);
+        assert_eq!(e.fault, ScanFault::EmptyMessage);
+        assert_eq!(e.offset, (F.len() + 9) as u64);
+        let e = fault(&m[..m.len() - 1]);
+        assert_eq!(e.fault, ScanFault::EmptyMessage);
+        assert_eq!(fault(b"From x").fault, ScanFault::EmptyMessage);
+    }
+
+    #[test]
+    fn empty_input_has_no_messages() {
+        assert_eq!(scan(b"").unwrap(), []);
+    }
+
+    #[test]
+    fn trailing_empty_lines() {
+        // No body: the header block's empty line is kept (size 14).
+        let m = mbox(&[F, "Subject: x\n\n", F, "A: b\n\nc\n"]);
+        assert_eq!(datas(&m)[0], b"Subject: x\n\n");
+        assert_eq!(scan(&m).unwrap()[0].size, 14);
+        // With a body the separator line is dropped.
+        let m = mbox(&[F, "Subject: x\n\n\n", F, "A: b\n\nc\n"]);
+        assert_eq!(datas(&m)[0], b"Subject: x\n\n");
+        // At end of file one final empty line is dropped only with a body.
+        let m = mbox(&[F, "Subject: x\n\nb\n\n\n"]);
+        assert_eq!(datas(&m)[0], b"Subject: x\n\nb\n\n");
+        let m = mbox(&[F, "Subject: x\n\n"]);
+        assert_eq!(datas(&m)[0], b"Subject: x\n\n");
+        let m = mbox(&[F, "Subject: x\n"]);
+        assert_eq!(datas(&m)[0], b"Subject: x\n");
+        // Only an empty line: it is the header end, kept.
+        let m = mbox(&[F, "\n", F, "A: b\n"]);
+        assert_eq!(datas(&m), [b"\n".to_vec(), b"A: b\n".to_vec()]);
+        // CRLF empty lines follow the same rules.
+        let m = mbox(&[F, "S: x\r\n\r\n", F, "S: y\r\n\r\nb\r\n\r\n"]);
+        assert_eq!(
+            datas(&m),
+            [b"S: x\r\n\r\n".to_vec(), b"S: y\r\n\r\nb\r\n".to_vec()]
+        );
+    }
+
+    #[test]
+    fn no_final_newline() {
+        let m = mbox(&[F, "Subject: three\n\nlast line without newline"]);
+        let e = scan(&m).unwrap();
+        assert_eq!(e[0].data_len, 41);
+        // 16 + 2 + 25 + 2 (CRLF the encoder adds): what RETR sends.
+        assert_eq!(e[0].size, 45);
+        // A final bare CR is data too.
+        let m = mbox(&[F, "A: b\n\nc\r"]);
+        assert_eq!(scan(&m).unwrap()[0].size, 6 + 2 + 2 + 2);
+    }
+
+    #[test]
+    fn sizes_count_bare_lf_twice() {
+        let m = mbox(&[F, "A: b\r\n\nx\ry\r\n.\n"]);
+        let e = scan(&m).unwrap();
+        // "A: b\r\n"=6, "\n"=2, "x\ry\r\n"=5, ".\n"=3
+        assert_eq!(e[0].size, 16);
+    }
+
+    #[test]
+    fn long_lines_and_nuls() {
+        let mut m = mbox(&[F, "A: b\n\n"]);
+        m.extend(std::iter::repeat_n(b'a', 70_001));
+        m.extend(b"\0\0\n\n");
+        m.extend(F.as_bytes());
+        m.extend(std::iter::repeat_n(b'\0', 100));
+        let e = scan_chunked(&m, 4096).unwrap();
+        assert_eq!(e.len(), 2);
+        assert_eq!(e[0].data_len, 6 + 70_001 + 3);
+        assert_eq!(e[0].size, 8 + 70_001 + 4);
+        assert_eq!(e[1].data_len, 100);
+        assert_eq!(e[1].size, 102);
+        assert_eq!(scan_chunked(&m, 1).unwrap(), e);
+    }
+
+    #[test]
+    fn long_from_line() {
+        let mut m = b"From ".to_vec();
+        m.extend(std::iter::repeat_n(b'x', 100_000));
+        m.extend(b"\nA: b\n");
+        let e = scan_chunked(&m, 1000).unwrap();
+        assert_eq!(e[0].from_len, 100_006);
+        assert_eq!(e[0].data_len, 5);
+    }
+}

@@ -1,0 +1,580 @@
+//! Tests of [`Mailbox`] on real temporary files: opening and refusals, sizes
+//! against encoder output, UIDLs, change detection, locking and expunge.
+
+use std::fs;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, SystemTime};
+
+use super::*;
+use crate::sys::lock::{try_lock, unlock};
+
+/// A uniquely named path under the temp directory, removed on drop.
+struct Temp(PathBuf);
+
+impl Temp {
+    fn new(tag: &str) -> Temp {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let nanos = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
+        let name = format!(
+            "pop3d-mbox-{}-{}-{}-{}",
+            tag,
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed),
+            nanos
+        );
+        Temp(std::env::temp_dir().join(name))
+    }
+
+    fn with(tag: &str, data: &[u8]) -> Temp {
+        let t = Temp::new(tag);
+        fs::write(&t.0, data).unwrap();
+        t
+    }
+
+    fn path(&self) -> &Path {
+        &self.0
+    }
+
+    fn read(&self) -> Vec<u8> {
+        fs::read(&self.0).unwrap()
+    }
+
+    fn append(&self, data: &[u8]) {
+        use std::io::Write;
+        let mut f = fs::OpenOptions::new().append(true).open(&self.0).unwrap();
+        f.write_all(data).unwrap();
+    }
+
+    /// Overwrites bytes at `offset` without changing the length.
+    fn patch(&self, offset: u64, data: &[u8]) {
+        use std::os::unix::fs::FileExt;
+        let f = fs::OpenOptions::new().write(true).open(&self.0).unwrap();
+        f.write_all_at(data, offset).unwrap();
+    }
+}
+
+impl Drop for Temp {
+    fn drop(&mut self) {
+        let _ = fs::remove_file(&self.0);
+        let _ = fs::remove_dir(&self.0);
+    }
+}
+
+fn limits() -> MailboxLimits {
+    MailboxLimits {
+        lock_wait: Duration::from_millis(100),
+        ..MailboxLimits::default()
+    }
+}
+
+fn open(t: &Temp) -> Mailbox {
+    Mailbox::open(t.path(), &limits()).unwrap()
+}
+
+fn refusal(t: &Temp, limits: &MailboxLimits) -> String {
+    match Mailbox::open(t.path(), limits) {
+        Err(MboxError::Refused(why)) => why,
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}
+
+const F: &str = "From sender@example.org Mon Jan  1 00:00:00 2024\n";
+
+fn mbox(messages: &[&[u8]]) -> Vec<u8> {
+    let mut m = Vec::new();
+    for (k, msg) in messages.iter().enumerate() {
+        if k > 0 {
+            m.push(b'\n');
+        }
+        m.extend_from_slice(F.as_bytes());
+        m.extend_from_slice(msg);
+    }
+    m
+}
+
+/// Sends message `i` through `enc`, reading `chunk` bytes at a time into an
+/// output buffer of `room` bytes. Returns everything sent and the stuffed dots.
+fn send(mb: &Mailbox, i: usize, mut enc: Encoder, chunk: usize, room: usize) -> (Vec<u8>, u64) {
+    let mut sent = Vec::new();
+    let mut input = vec![0; chunk];
+    let mut out = vec![0; room];
+    let mut offset = 0;
+    while !enc.done() {
+        let n = mb.read_data(i, offset, &mut input).unwrap();
+        if n == 0 {
+            break;
+        }
+        offset += n as u64;
+        let mut piece = &input[..n];
+        while !piece.is_empty() {
+            let (used, wrote) = enc.encode(piece, &mut out);
+            sent.extend_from_slice(&out[..wrote]);
+            piece = &piece[used..];
+        }
+    }
+    let mut end = [0; 5];
+    let n = enc.finish(&mut end);
+    sent.extend_from_slice(&end[..n]);
+    (sent, enc.stuffed())
+}
+
+fn uids(mb: &Mailbox) -> Vec<String> {
+    (0..mb.count())
+        .map(|i| mb.uid(i).as_str().to_string())
+        .collect()
+}
+
+#[test]
+fn missing_file_is_an_empty_mailbox() {
+    let t = Temp::new("missing");
+    let mut mb = open(&t);
+    assert_eq!(mb.count(), 0);
+    assert_eq!(mb.total_size(), 0);
+    mb.verify().unwrap();
+    assert_eq!(mb.expunge(&[]).unwrap(), Expunged::default());
+    assert!(!t.path().exists(), "the file must not be created");
+}
+
+#[test]
+fn empty_file_is_an_empty_mailbox() {
+    let t = Temp::with("empty", b"");
+    let mut mb = open(&t);
+    assert_eq!(mb.count(), 0);
+    mb.verify().unwrap();
+    // Mail delivered later is invisible and harmless.
+    t.append(&mbox(&[b"A: b\n\nc\n"]));
+    mb.verify().unwrap();
+    assert_eq!(mb.count(), 0);
+    assert_eq!(mb.expunge(&[true]).unwrap(), Expunged::default());
+    assert_eq!(t.read(), mbox(&[b"A: b\n\nc\n"]));
+}
+
+#[test]
+fn refuses_what_is_not_a_regular_mbox() {
+    let target = Temp::with("target", &mbox(&[b"A: b\n\nc\n"]));
+    let link = Temp::new("link");
+    std::os::unix::fs::symlink(target.path(), link.path()).unwrap();
+    let why = refusal(&link, &limits());
+    assert!(why.contains(&link.path().display().to_string()), "{why}");
+    assert!(why.contains("symbolic link"), "{why}");
+
+    let dir = Temp::new("dir");
+    fs::create_dir(dir.path()).unwrap();
+    assert!(refusal(&dir, &limits()).contains("directory"));
+
+    let sock = Temp::new("sock");
+    let _listener = std::os::unix::net::UnixListener::bind(sock.path()).unwrap();
+    assert!(refusal(&sock, &limits()).contains("not a regular file"));
+
+    let t = Temp::with("nofrom", b"\nFrom x\nA: b\n");
+    let why = refusal(&t, &limits());
+    assert!(why.contains(&t.path().display().to_string()), "{why}");
+    assert!(why.contains("offset 0"), "{why}");
+
+    let t = Temp::with("twofrom", format!("{F}{F}A: b\n").as_bytes());
+    assert!(refusal(&t, &limits()).contains("no data"));
+    let t = Temp::with("lastfrom", format!("{F}A: b\n\nc\n\n{F}").as_bytes());
+    assert!(refusal(&t, &limits()).contains("no data"));
+}
+
+#[test]
+fn refuses_over_limits() {
+    let t = Temp::with(
+        "limits",
+        &mbox(&[b"A: 1\n\nx\n", b"A: 2\n\nx\n", b"A: 3\n\nx\n"]),
+    );
+    let few = MailboxLimits {
+        max_messages: 2,
+        ..limits()
+    };
+    let why = refusal(&t, &few);
+    assert!(why.contains("more than 2 messages"), "{why}");
+    let exact = MailboxLimits {
+        max_messages: 3,
+        ..limits()
+    };
+    assert_eq!(Mailbox::open(t.path(), &exact).unwrap().count(), 3);
+    let small = MailboxLimits {
+        max_bytes: 20,
+        ..limits()
+    };
+    let why = refusal(&t, &small);
+    assert!(why.contains("over the limit of 20 bytes"), "{why}");
+}
+
+#[test]
+fn unwritable_file_is_an_error() {
+    let t = Temp::with("readonly", &mbox(&[b"A: b\n\nc\n"]));
+    fs::set_permissions(t.path(), fs::Permissions::from_mode(0o400)).unwrap();
+    // Root may write anyway; only check when the open really fails.
+    if fs::OpenOptions::new().write(true).open(t.path()).is_err() {
+        assert!(matches!(
+            Mailbox::open(t.path(), &limits()),
+            Err(MboxError::Io(_))
+        ));
+    }
+}
+
+#[test]
+fn sizes_equal_what_retr_sends() {
+    let mut long = b"Subject: long\n\n".to_vec();
+    long.extend(std::iter::repeat_n(b'x', 70_001));
+    long.extend(b"\n.");
+    long.extend(std::iter::repeat_n(b'.', 70_000));
+    long.extend(b"\n");
+    let messages: Vec<&[u8]> = vec![
+        b"Subject: dots\n\n.\n..\n.x\nx.\n",
+        b".Hdr: x\n\n>From me\nFrom\tx\n",
+        b"Subject: 8bit\n\n\xe4\xf6\xfc\0\0\xff\n\0\n",
+        b"Subject: cr\n\nbare\rcr\r\nmixed\r\r\n\r\n",
+        b"Subject: crlf\r\n\r\nline\r\n.\r\n",
+        b"Subject: no body\n\n",
+        b"Subject: header only\n",
+        &long,
+        b"Subject: three\n\nlast line without newline",
+    ];
+    let t = Temp::with("sizes", &mbox(&messages));
+    let mb = open(&t);
+    assert_eq!(mb.count(), messages.len());
+    for i in 0..mb.count() {
+        let (whole, stuffed) = send(&mb, i, Encoder::retr(), 100_000, 300_000);
+        assert_eq!(mb.size(i), whole.len() as u64 - stuffed - 3, "message {i}");
+        assert!(whole.ends_with(b"\r\n.\r\n"));
+        assert!(
+            !whole.windows(3).any(|w| w == b"\r\r\n") || i == 3,
+            "message {i}"
+        );
+        for (chunk, room) in [(1, 2), (3, 4), (4096, 7)] {
+            assert_eq!(
+                send(&mb, i, Encoder::retr(), chunk, room).0,
+                whole,
+                "message {i}"
+            );
+        }
+    }
+    // The stored data of a message is what follows its From_ line.
+    let mut buf = vec![0; 64];
+    let n = mb.read_data(0, 0, &mut buf).unwrap();
+    assert_eq!(&buf[..n], messages[0]);
+    assert_eq!(mb.data_len(0), messages[0].len() as u64);
+    assert_eq!(mb.read_data(0, mb.data_len(0), &mut buf).unwrap(), 0);
+    assert_eq!(mb.size(5), 20);
+    assert_eq!(mb.size(8), 45);
+    assert_eq!(
+        send(&mb, 1, Encoder::retr(), 9, 9).0,
+        b"..Hdr: x\r\n\r\n>From me\r\nFrom\tx\r\n.\r\n"
+    );
+    assert_eq!(
+        send(&mb, 4, Encoder::top(0), 5, 5).0,
+        b"Subject: crlf\r\n\r\n.\r\n"
+    );
+    assert_eq!(
+        mb.total_size(),
+        (0..mb.count()).map(|i| mb.size(i)).sum::<u64>()
+    );
+}
+
+#[test]
+fn popa3d_example_mailbox() {
+    let m = format!(
+        "{F}Subject: one\n\nbody1\n\n{F}Subject: two\n\nbody2\n\n{F}Subject: three\n\nbody3\n\n"
+    );
+    let t = Temp::with("stat", m.as_bytes());
+    let mb = open(&t);
+    assert_eq!((mb.count(), mb.total_size()), (3, 71));
+    assert_eq!((mb.size(0), mb.size(1), mb.size(2)), (23, 23, 25));
+}
+
+#[test]
+fn uidl_values() {
+    let r = "Received: from x by y; Mon, 1 Jan 2024 00:00:00 +0000\n";
+    let m = mbox(&[
+        b"Subject: none\n\nbody\n",
+        format!("Subject: r\n{r}Date: later\nMessage-ID: <later>\n\nbody\n").as_bytes(),
+    ]);
+    let t = Temp::with("uidl", &m);
+    let mb = open(&t);
+    assert_eq!(uids(&mb), ["d98c1dd404b2008f", "fed9c3594b4c341c"]);
+    // Headers end at the first empty line: a Received: in the body is ignored.
+    let m = mbox(&[format!("Subject: x\n\n{r}").as_bytes()]);
+    let t = Temp::with("uidl-body", &m);
+    assert_eq!(uids(&open(&t)), ["d98c1dd404b2008f"]);
+    // A folded selected header hashes its continuation lines too.
+    let m = mbox(&[
+        b"Received: from x\n by y\n\nb\n",
+        b"Received: from x\n by z\n\nb\n",
+    ]);
+    let t = Temp::with("uidl-fold", &m);
+    let u = uids(&open(&t));
+    assert_ne!(u[0], u[1]);
+    assert_eq!(u[0].len(), 16);
+}
+
+#[test]
+fn duplicate_uids_are_unique_and_stable() {
+    // Three messages share popa3d's id (no selected headers), two of them are
+    // byte-identical; one message has a unique popa3d id.
+    let m = mbox(&[
+        b"Subject: a\n\nfirst\n",
+        b"Subject: b\n\nsecond\n",
+        b"Subject: a\n\nfirst\n",
+        b"Delivered-To: u\n\nunique\n",
+        b"Subject: c\n\nthird\n",
+    ]);
+    let t = Temp::with("dups", &m);
+    let mut mb = open(&t);
+    let before = uids(&mb);
+    let set: std::collections::HashSet<&String> = before.iter().collect();
+    assert_eq!(set.len(), 5, "{before:?}");
+    for u in &before {
+        assert!(u.len() <= 70 && u.bytes().all(|b| (0x21..=0x7e).contains(&b)));
+    }
+    assert!(before[0].starts_with("d98c1dd404b2008f-"));
+    assert_eq!(before[0].len(), 25);
+    assert_eq!(before[2], format!("{}-2", before[0]));
+    assert_eq!(before[3].len(), 16);
+    // Same ids in another session.
+    assert_eq!(uids(&open(&t)), before);
+    // Deleting the first message (one of the identical copies) keeps the ids
+    // of the messages that are not its copies.
+    mb.expunge(&[true]).unwrap();
+    let after = uids(&open(&t));
+    assert_eq!(after, uids(&mb));
+    assert_eq!(after.len(), 4);
+    assert_eq!(after[0], before[1]);
+    assert_eq!(after[2], before[3]);
+    assert_eq!(after[3], before[4]);
+    // The remaining identical copy takes the id of the deleted one (same bytes).
+    assert_eq!(after[1], before[0]);
+}
+
+#[test]
+fn verify_accepts_appends() {
+    // The file ends with an empty line: the new From_ line follows directly.
+    let mut m = mbox(&[b"A: 1\n\none\n", b"A: 2\n\ntwo\n"]);
+    m.push(b'\n');
+    let t = Temp::with("append", &m);
+    let mut mb = open(&t);
+    mb.verify().unwrap();
+    t.append(format!("{F}A: 3\n\nthree\n").as_bytes());
+    mb.verify().unwrap();
+    assert_eq!(mb.count(), 2);
+    mb.verify().unwrap();
+    // A file that did not end with an empty line: the MDA adds one first.
+    let t = Temp::with("append-lead", &mbox(&[b"A: 1\n\none\n"]));
+    let mut mb = open(&t);
+    t.append(format!("\n{F}A: 2\n\ntwo\n").as_bytes());
+    mb.verify().unwrap();
+    assert_eq!(mb.count(), 1);
+}
+
+#[test]
+fn verify_detects_changes() {
+    let m = mbox(&[b"A: 1\n\none\n", b"A: 2\n\ntwo\n"]);
+    // Truncation.
+    let t = Temp::with("trunc", &m);
+    let mut mb = open(&t);
+    fs::OpenOptions::new()
+        .write(true)
+        .open(t.path())
+        .unwrap()
+        .set_len(m.len() as u64 - 3)
+        .unwrap();
+    assert!(matches!(mb.verify(), Err(MboxError::Changed)));
+    // A same-length edit of a header.
+    let t = Temp::with("edit", &m);
+    let mut mb = open(&t);
+    t.patch(F.len() as u64, b"B");
+    assert!(matches!(mb.verify(), Err(MboxError::Changed)));
+    // A same-length edit of a body (popa3d misses this one).
+    let t = Temp::with("edit-body", &m);
+    let mut mb = open(&t);
+    t.patch(F.len() as u64 + 6, b"O");
+    assert!(matches!(mb.verify(), Err(MboxError::Changed)));
+    // An append that does not start a new message.
+    let t = Temp::with("bad-append", &m);
+    let mut mb = open(&t);
+    t.append(b"more text\n");
+    assert!(matches!(mb.verify(), Err(MboxError::Changed)));
+    // Appending to a last message that has no empty line at its end.
+    let t = Temp::with("bad-append2", &mbox(&[b"A: 1\n\none\n"]));
+    let mut mb = open(&t);
+    t.append(format!("{F}A: 2\n\ntwo\n").as_bytes());
+    assert!(matches!(mb.verify(), Err(MboxError::Changed)));
+    // And nothing is expunged from a changed mailbox.
+    let t = Temp::with("no-rewrite", &m);
+    let mut mb = open(&t);
+    t.patch(F.len() as u64 + 6, b"O");
+    let changed = t.read();
+    assert!(matches!(mb.expunge(&[true]), Err(MboxError::Changed)));
+    assert_eq!(t.read(), changed);
+}
+
+#[test]
+fn old_unchanged_file_is_verified_without_lock() {
+    let t = Temp::with("quick", &mbox(&[b"A: 1\n\none\n"]));
+    let old = SystemTime::now() - Duration::from_secs(3600);
+    fs::File::options()
+        .write(true)
+        .open(t.path())
+        .unwrap()
+        .set_modified(old)
+        .unwrap();
+    let mut mb = open(&t);
+    let other = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(t.path())
+        .unwrap();
+    assert!(try_lock(&other, crate::sys::lock::LockKind::Exclusive).unwrap());
+    // Unchanged and old: no re-scan, so no lock is needed.
+    mb.verify().unwrap();
+    // Changed: a re-scan needs the shared lock, which is not available.
+    t.append(format!("\n{F}A: 2\n\ntwo\n").as_bytes());
+    assert!(matches!(mb.verify(), Err(MboxError::InUse)));
+    unlock(&other).unwrap();
+    mb.verify().unwrap();
+}
+
+#[test]
+fn lock_conflicts_are_in_use() {
+    let t = Temp::with("inuse", &mbox(&[b"A: 1\n\none\n", b"A: 2\n\ntwo\n"]));
+    let other = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(t.path())
+        .unwrap();
+    assert!(try_lock(&other, crate::sys::lock::LockKind::Exclusive).unwrap());
+    assert!(matches!(
+        Mailbox::open(t.path(), &limits()),
+        Err(MboxError::InUse)
+    ));
+    unlock(&other).unwrap();
+    let mut mb = open(&t);
+    // A reader does not block a reader, but blocks the expunge.
+    assert!(try_lock(&other, crate::sys::lock::LockKind::Shared).unwrap());
+    mb.verify().unwrap();
+    assert!(matches!(mb.expunge(&[true]), Err(MboxError::InUse)));
+    unlock(&other).unwrap();
+    // Our own locks are gone after each operation.
+    assert!(try_lock(&other, crate::sys::lock::LockKind::Exclusive).unwrap());
+    unlock(&other).unwrap();
+    mb.expunge(&[true]).unwrap();
+    assert!(try_lock(&other, crate::sys::lock::LockKind::Exclusive).unwrap());
+    unlock(&other).unwrap();
+}
+
+#[test]
+fn expunge_without_deletions_never_writes() {
+    let m = mbox(&[b"A: 1\n\none\n", b"A: 2\n\ntwo\n"]);
+    let t = Temp::with("nodelete", &m);
+    let mut mb = open(&t);
+    // Even a changed (here: truncated) file is left alone, as popa3d does.
+    fs::write(t.path(), b"x").unwrap();
+    let done = mb.expunge(&[false, false]).unwrap();
+    assert_eq!(done.deleted, 0);
+    assert_eq!(done.kept, 2);
+    assert_eq!(t.read(), b"x");
+}
+
+#[test]
+fn expunge_keeps_appended_mail() {
+    let msgs: [&[u8]; 3] = [b"A: 1\n\none\n", b"A: 2\n\ntwo\n", b"A: 3\n\nthree\n"];
+    let t = Temp::with("expunge", &mbox(&msgs));
+    fs::set_permissions(t.path(), fs::Permissions::from_mode(0o640)).unwrap();
+    let ino = fs::metadata(t.path()).unwrap().ino();
+    let mut mb = open(&t);
+    let sizes: Vec<u64> = (0..3).map(|i| mb.size(i)).collect();
+    let appended = format!("\n{F}A: 4\n\nfour\n\0\u{7f}\r\n");
+    t.append(appended.as_bytes());
+    let done = mb.expunge(&[false, true]).unwrap();
+    assert_eq!(
+        done,
+        Expunged {
+            deleted: 1,
+            deleted_bytes: sizes[1],
+            kept: 2,
+            kept_bytes: sizes[0] + sizes[2],
+        }
+    );
+    let mut want = mbox(&[msgs[0], msgs[2]]);
+    want.extend_from_slice(appended.as_bytes());
+    assert_eq!(t.read(), want);
+    let meta = fs::metadata(t.path()).unwrap();
+    assert_eq!(meta.ino(), ino);
+    assert_eq!(meta.mode() & 0o7777, 0o640);
+    // The mailbox now describes the new file, and a new session sees the new mail.
+    assert_eq!(mb.count(), 2);
+    mb.verify().unwrap();
+    let mut buf = vec![0; 64];
+    let n = mb.read_data(1, 0, &mut buf).unwrap();
+    assert_eq!(&buf[..n], msgs[2]);
+    assert_eq!(open(&t).count(), 3);
+    // A second expunge in the same session works on the new layout.
+    mb.expunge(&[true, false]).unwrap();
+    let mut want = mbox(&[msgs[2]]);
+    want.extend_from_slice(appended.as_bytes());
+    assert_eq!(t.read(), want);
+}
+
+#[test]
+fn expunge_of_the_last_message_with_appended_mail() {
+    // The last message has no empty line at its end; the MDA wrote one first.
+    let t = Temp::with("expunge-last", &mbox(&[b"A: 1\n\none\n", b"A: 2\n\ntwo\n"]));
+    let mut mb = open(&t);
+    t.append(format!("\n{F}A: 3\n\nthree\n").as_bytes());
+    mb.expunge(&[false, true]).unwrap();
+    assert_eq!(t.read(), mbox(&[b"A: 1\n\none\n", b"A: 3\n\nthree\n"]));
+    let mb2 = open(&t);
+    assert_eq!(mb2.count(), 2);
+    assert_eq!((mb2.size(0), mb2.data_len(0)), (mb.size(0), mb.data_len(0)));
+    // Everything deleted, with appended mail: the file starts with its From_ line.
+    let t = Temp::with("expunge-all-append", &mbox(&[b"A: 1\n\none\n"]));
+    let mut mb = open(&t);
+    t.append(format!("\n{F}A: 2\n\ntwo\n").as_bytes());
+    mb.expunge(&[true]).unwrap();
+    assert_eq!(t.read(), mbox(&[b"A: 2\n\ntwo\n"]));
+    assert_eq!(open(&t).count(), 1);
+}
+
+#[test]
+fn expunge_all_leaves_an_empty_file() {
+    let t = Temp::with("expunge-all", &mbox(&[b"A: 1\n\none\n", b"A: 2\n\ntwo\n"]));
+    fs::set_permissions(t.path(), fs::Permissions::from_mode(0o600)).unwrap();
+    let ino = fs::metadata(t.path()).unwrap().ino();
+    let mut mb = open(&t);
+    let done = mb.expunge(&[true, true]).unwrap();
+    assert_eq!((done.deleted, done.kept), (2, 0));
+    let meta = fs::metadata(t.path()).unwrap();
+    assert_eq!(meta.len(), 0);
+    assert_eq!(meta.ino(), ino);
+    assert_eq!(meta.mode() & 0o7777, 0o600);
+    assert_eq!(mb.count(), 0);
+}
+
+#[test]
+fn crlf_mailbox_round_trip() {
+    let m = format!("{F}Subject: x\r\n\r\nbody\r\n\r\n{F}Subject: y\r\n\r\n.dot\r\n");
+    let t = Temp::with("crlf", m.as_bytes());
+    let mut mb = open(&t);
+    assert_eq!(mb.count(), 2);
+    assert_eq!(
+        send(&mb, 0, Encoder::retr(), 3, 3).0,
+        b"Subject: x\r\n\r\nbody\r\n.\r\n"
+    );
+    assert_eq!(
+        send(&mb, 1, Encoder::retr(), 64, 64).0,
+        b"Subject: y\r\n\r\n..dot\r\n.\r\n"
+    );
+    assert_eq!(mb.size(0), 20);
+    mb.expunge(&[true, false]).unwrap();
+    assert_eq!(
+        t.read(),
+        format!("{F}Subject: y\r\n\r\n.dot\r\n").as_bytes()
+    );
+}
