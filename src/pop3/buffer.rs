@@ -47,7 +47,7 @@ impl Buffer {
 
     /// Free space at the tail, after moving live bytes to the front if that helps.
     pub fn spare(&mut self) -> &mut [u8] {
-        if self.start > 0 && self.end == self.buf.len() {
+        if self.start > 0 {
             self.buf.copy_within(self.start..self.end, 0);
             self.end -= self.start;
             self.start = 0;
