@@ -31,9 +31,9 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 /// Longest passwd or shadow line used, newline excluded.
-pub const LINE_MAX: usize = 64 * 1024;
-/// Largest passwd or shadow file read.
-pub const FILE_MAX: u64 = 64 * 1024 * 1024;
+pub(crate) const LINE_MAX: usize = 64 * 1024;
+/// Largest passwd or shadow file read (a file of this size or more is refused).
+pub(crate) const FILE_MAX: u64 = 64 * 1024 * 1024;
 /// Longest hash field remembered as the dummy target.
 const HASH_MAX: usize = 512;
 /// Read buffer size.
@@ -76,7 +76,7 @@ impl<R: Read> BufRead for WipingReader<R> {
         if self.pos == self.filled {
             if self.total >= FILE_MAX {
                 return Err(io::Error::other(format!(
-                    "larger than {} MiB",
+                    "too large (limit {} MiB)",
                     FILE_MAX >> 20
                 )));
             }
@@ -443,6 +443,6 @@ mod tests {
         let mut r = WipingReader::new(io::repeat(b'a'));
         let mut line = Vec::with_capacity(LINE_MAX);
         let err = next_line(&mut r, &mut line).unwrap_err();
-        assert!(err.to_string().contains("larger than 64 MiB"));
+        assert_eq!(err.to_string(), "too large (limit 64 MiB)");
     }
 }

@@ -8,7 +8,7 @@
 //! longer than the scheme uses, `rounds=05000`) therefore never verify.
 //!
 //! To add a scheme, write a module with `crypt` and `cost` functions of the same
-//! shape and add one line to [`SCHEMES`]. Schemes without a `$id$` prefix
+//! shape and add one line to `SCHEMES`. Schemes without a `$id$` prefix
 //! (traditional DES, BSDi `_`) would get an entry whose prefix is matched after
 //! all `$` schemes; [`scheme_id`] already names them for logs.
 

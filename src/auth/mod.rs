@@ -21,6 +21,8 @@
 //! with a cheaper hash (an old `$6$` among `$y$` ones) answers faster than a
 //! refusal, so that account's existence still shows in the timing.
 
+#![forbid(unsafe_code)]
+
 mod accounts;
 mod b64;
 pub mod crypt;
@@ -31,8 +33,6 @@ mod yescrypt_mcf;
 
 #[cfg(test)]
 mod tests;
-
-pub use accounts::{FILE_MAX, LINE_MAX};
 
 use accounts::{Costliest, PasswdEntry};
 use crypt::Verdict;
