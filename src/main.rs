@@ -88,13 +88,20 @@ fn config_from(args: Args) -> Result<Config, String> {
     cfg.listen = args.listen;
     if cfg.listen.is_empty() {
         if args.ipv4 || !args.ipv6 {
-            cfg.listen.push(SocketAddr::new(Ipv4Addr::UNSPECIFIED.into(), config::DEFAULT_PORT));
+            cfg.listen.push(SocketAddr::new(
+                Ipv4Addr::UNSPECIFIED.into(),
+                config::DEFAULT_PORT,
+            ));
         }
         if args.ipv6 {
-            cfg.listen.push(SocketAddr::new(Ipv6Addr::UNSPECIFIED.into(), config::DEFAULT_PORT));
+            cfg.listen.push(SocketAddr::new(
+                Ipv6Addr::UNSPECIFIED.into(),
+                config::DEFAULT_PORT,
+            ));
         }
     } else if args.ipv4 || args.ipv6 {
-        cfg.listen.retain(|a| (a.is_ipv4() && args.ipv4) || (a.is_ipv6() && args.ipv6));
+        cfg.listen
+            .retain(|a| (a.is_ipv4() && args.ipv4) || (a.is_ipv6() && args.ipv6));
         if cfg.listen.is_empty() {
             return Err("-4/-6 exclude every --listen address".into());
         }

@@ -220,7 +220,10 @@ mod tests {
 
     #[test]
     fn pass_takes_the_rest_verbatim() {
-        assert_eq!(parse(b"PASS  secret pw "), Ok(Command::Pass(b" secret pw ")));
+        assert_eq!(
+            parse(b"PASS  secret pw "),
+            Ok(Command::Pass(b" secret pw "))
+        );
         assert_eq!(parse(b"PASS"), Err(ParseError::Syntax));
         assert_eq!(parse(b"PASS "), Err(ParseError::Syntax));
     }
@@ -235,7 +238,10 @@ mod tests {
         assert_eq!(parse(b"USER"), Err(ParseError::Syntax));
         assert_eq!(parse(b"USER a b"), Err(ParseError::Syntax));
         assert_eq!(parse(b"USER bob"), Ok(Command::User(b"bob")));
-        assert_eq!(parse(b"auth plain AGJvYgBwdw=="), Ok(Command::Auth(Some(b"plain"), Some(b"AGJvYgBwdw=="))));
+        assert_eq!(
+            parse(b"auth plain AGJvYgBwdw=="),
+            Ok(Command::Auth(Some(b"plain"), Some(b"AGJvYgBwdw==")))
+        );
         assert_eq!(parse(b"AUTH"), Ok(Command::Auth(None, None)));
         assert_eq!(parse(b"AUTH PLAIN x y"), Err(ParseError::Syntax));
     }

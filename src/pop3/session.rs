@@ -109,9 +109,17 @@ struct Txn<S> {
 
 enum Pending {
     None,
-    List { next: usize },
-    Uidl { next: usize },
-    Data { msg: usize, offset: u64, enc: Encoder },
+    List {
+        next: usize,
+    },
+    Uidl {
+        next: usize,
+    },
+    Data {
+        msg: usize,
+        offset: u64,
+        enc: Encoder,
+    },
 }
 
 /// A POP3 session over a store type `S`.
@@ -238,9 +246,7 @@ impl<S: Store> Session<S> {
             if self.discarding {
                 let n = lf.map_or(data.len(), |i| i + 1);
                 self.input.consume(n);
-                if lf.is_none() {
-                    return None;
-                }
+                lf?;
                 self.discarding = false;
                 continue;
             }
@@ -396,7 +402,7 @@ impl<S: Store> Session<S> {
                 wipe(&mut pass);
                 out.line(format_args!("-ERR [AUTH] user name too long"));
             }
-            Err(()) => out.line(format_args!("-ERR malformed SASL PLAIN response")),
+            Err(sasl::Malformed) => out.line(format_args!("-ERR malformed SASL PLAIN response")),
         }
     }
 
@@ -437,9 +443,9 @@ impl<S: Store> Session<S> {
         out.line(format_args!("-ERR [AUTH] Authentication failed"));
         self.auth_failures += 1;
         self.phase = Phase::Authorization {
-                user: None,
-                sasl_pending: false,
-            };
+            user: None,
+            sasl_pending: false,
+        };
         if self.auth_failures >= self.limits.max_auth_failures {
             self.ending = Some(End::TooManyAuthFailures);
         }
@@ -453,6 +459,9 @@ impl<S: Store> Session<S> {
             )),
             MboxError::Refused(_) => {
                 out.line(format_args!("-ERR [SYS/PERM] mailbox cannot be used"))
+            }
+            MboxError::Io(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+                out.line(format_args!("-ERR [SYS/PERM] mailbox cannot be opened"))
             }
             MboxError::Changed | MboxError::Io(_) => {
                 out.line(format_args!("-ERR [SYS/TEMP] mailbox cannot be read now"))
@@ -490,7 +499,12 @@ impl<S: Store> Txn<S> {
         }
     }
 
-    fn execute(&mut self, cmd: Command<'_>, out: &mut Buffer, pending: &mut Pending) -> Option<End> {
+    fn execute(
+        &mut self,
+        cmd: Command<'_>,
+        out: &mut Buffer,
+        pending: &mut Pending,
+    ) -> Option<End> {
         match cmd {
             Command::Stat => {
                 let (count, total) = self.visible();
@@ -600,7 +614,9 @@ impl<S: Store> Txn<S> {
                 End::UpdateFailed
             }
             Err(_) => {
-                out.line(format_args!("-ERR [SYS/TEMP] update failed; nothing deleted"));
+                out.line(format_args!(
+                    "-ERR [SYS/TEMP] update failed; nothing deleted"
+                ));
                 End::UpdateFailed
             }
         }
@@ -874,8 +890,17 @@ mod tests {
         assert!(h.send(b"STAT\r\n").starts_with("-ERR"), "STAT before login");
         h.login();
         for bad in [
-            "RETR 0", "RETR -1", "RETR +2", "RETR 2x", "RETR 2", "RETR 99999999999999999999",
-            "RETR 1 2", "NOOP x", "XYZZY", "TOP 1", "USER bob",
+            "RETR 0",
+            "RETR -1",
+            "RETR +2",
+            "RETR 2x",
+            "RETR 2",
+            "RETR 99999999999999999999",
+            "RETR 1 2",
+            "NOOP x",
+            "XYZZY",
+            "TOP 1",
+            "USER bob",
         ] {
             let r = h.send(format!("{bad}\r\n").as_bytes());
             assert!(r.starts_with("-ERR"), "{bad}: {r}");
@@ -892,15 +917,24 @@ mod tests {
         assert_eq!(h.send(b"RETR 3\r\n"), "+OK 3 octets\r\nc\r\n.\r\n");
         assert_eq!(h.send(b"LAST\r\n"), "+OK 3\r\n");
         assert_eq!(h.send(b"DELE 2\r\n"), "+OK message 2 deleted\r\n");
-        assert!(h.send(b"DELE 2\r\n").starts_with("-ERR message 2 already deleted"));
+        assert!(
+            h.send(b"DELE 2\r\n")
+                .starts_with("-ERR message 2 already deleted")
+        );
         assert!(h.send(b"RETR 2\r\n").starts_with("-ERR"));
         assert!(h.send(b"LIST 2\r\n").starts_with("-ERR"));
         assert_eq!(h.send(b"STAT\r\n"), "+OK 2 6\r\n");
-        assert_eq!(h.send(b"LIST\r\n"), "+OK 2 messages (6 octets)\r\n1 3\r\n3 3\r\n.\r\n");
+        assert_eq!(
+            h.send(b"LIST\r\n"),
+            "+OK 2 messages (6 octets)\r\n1 3\r\n3 3\r\n.\r\n"
+        );
         assert_eq!(h.send(b"RSET\r\n"), "+OK 3 messages (9 octets)\r\n");
         assert_eq!(h.send(b"LAST\r\n"), "+OK 0\r\n");
         h.send(b"DELE 1\r\n");
-        assert!(h.send(b"QUIT\r\n").starts_with("+OK pop3d signing off (1 deleted, 2 left)"));
+        assert!(
+            h.send(b"QUIT\r\n")
+                .starts_with("+OK pop3d signing off (1 deleted, 2 left)")
+        );
         assert!(matches!(h.end, Some(End::Quit(Some(_)))));
     }
 
@@ -914,10 +948,18 @@ mod tests {
         let input = b"DELE 1\r\nDELE 3\r\nQUIT\r\n";
         s.input_space()[..input.len()].copy_from_slice(input);
         s.input_added(input.len());
-        assert!(matches!(s.advance(&mut out), Want::Close(End::Quit(Some(_)))));
-        let Phase::Ended = s.phase else { panic!("not ended") };
+        assert!(matches!(
+            s.advance(&mut out),
+            Want::Close(End::Quit(Some(_)))
+        ));
+        let Phase::Ended = s.phase else {
+            panic!("not ended")
+        };
         let text = String::from_utf8_lossy(out.data()).into_owned();
-        assert!(text.ends_with("+OK pop3d signing off (2 deleted, 1 left)\r\n"), "{text}");
+        assert!(
+            text.ends_with("+OK pop3d signing off (2 deleted, 1 left)\r\n"),
+            "{text}"
+        );
         assert_eq!(*seen.borrow(), Some(vec![true, false, true]));
     }
 
@@ -930,7 +972,9 @@ mod tests {
         let size = msg.len() + msg.iter().filter(|&&b| b == b'\n').count();
         assert_eq!(
             h.send(b"RETR 1\r\n"),
-            format!("+OK {size} octets\r\nSubject: x\r\n..hdr\r\n\r\nline1\r\n..\r\n...\r\nline4\r\n.\r\n")
+            format!(
+                "+OK {size} octets\r\nSubject: x\r\n..hdr\r\n\r\nline1\r\n..\r\n...\r\nline4\r\n.\r\n"
+            )
         );
         assert_eq!(
             h.send(b"TOP 1 0\r\n"),
@@ -977,7 +1021,10 @@ mod tests {
             h.send(b"USER bob\r\nPASS nope\r\n"),
             "+OK send PASS\r\n-ERR [AUTH] Authentication failed\r\n"
         );
-        assert!(h.send(b"PASS pw\r\n").starts_with("-ERR"), "PASS needs USER again");
+        assert!(
+            h.send(b"PASS pw\r\n").starts_with("-ERR"),
+            "PASS needs USER again"
+        );
         assert!(h.login().ends_with("+OK 0 messages (0 octets)\r\n"));
 
         let mut h = Harness::new(fake(&[]));
@@ -1016,12 +1063,18 @@ mod tests {
         // "\0bob\0pw" and "bob\0bob\0pw"
         let mut h = Harness::new(fake(&[]));
         h.send(b"");
-        assert!(h.send(b"AUTH PLAIN AGJvYgBwdw==\r\n").starts_with("+OK 0 messages"));
+        assert!(
+            h.send(b"AUTH PLAIN AGJvYgBwdw==\r\n")
+                .starts_with("+OK 0 messages")
+        );
 
         let mut h = Harness::new(fake(&[]));
         h.send(b"");
         assert_eq!(h.send(b"AUTH PLAIN\r\n"), "+ \r\n");
-        assert!(h.send(b"Ym9iAGJvYgBwdw==\r\n").starts_with("+OK 0 messages"));
+        assert!(
+            h.send(b"Ym9iAGJvYgBwdw==\r\n")
+                .starts_with("+OK 0 messages")
+        );
 
         let mut h = Harness::new(fake(&[]));
         h.send(b"");
@@ -1029,9 +1082,15 @@ mod tests {
         assert_eq!(h.send(b"*\r\n"), "-ERR authentication cancelled\r\n");
         assert!(h.send(b"AUTH PLAIN !!!!\r\n").starts_with("-ERR malformed"));
         // authzid differs from authcid: "eve\0bob\0pw"
-        assert!(h.send(b"AUTH PLAIN ZXZlAGJvYgBwdw==\r\n").starts_with("-ERR malformed"));
+        assert!(
+            h.send(b"AUTH PLAIN ZXZlAGJvYgBwdw==\r\n")
+                .starts_with("-ERR malformed")
+        );
         assert!(h.send(b"AUTH CRAM-MD5\r\n").starts_with("-ERR unsupported"));
-        assert_eq!(h.send(b"AUTH\r\n"), "+OK SASL mechanisms follow\r\nPLAIN\r\n.\r\n");
+        assert_eq!(
+            h.send(b"AUTH\r\n"),
+            "+OK SASL mechanisms follow\r\nPLAIN\r\n.\r\n"
+        );
         // wrong password: "\0bob\0no"
         assert_eq!(
             h.send(b"AUTH PLAIN AGJvYgBubw==\r\n"),
@@ -1048,7 +1107,13 @@ mod tests {
         let mut h = Harness::new(fake(&[]));
         h.send(b"");
         let t = h.send(b"CAPA\r\n");
-        for cap in ["\r\nTOP\r\n", "\r\nUIDL\r\n", "\r\nUSER\r\n", "\r\nPIPELINING\r\n", "\r\nRESP-CODES\r\n"] {
+        for cap in [
+            "\r\nTOP\r\n",
+            "\r\nUIDL\r\n",
+            "\r\nUSER\r\n",
+            "\r\nPIPELINING\r\n",
+            "\r\nRESP-CODES\r\n",
+        ] {
             assert!(t.contains(cap), "{cap} missing in {t}");
         }
         assert!(t.ends_with("\r\n.\r\n"));

@@ -3,7 +3,7 @@
 //! sessions. Jobs go in through a bounded queue; results come back through a
 //! channel and wake the event loop through a [`mio::Waker`].
 
-use std::sync::mpsc::{self, Receiver, SyncSender, TryRecvError};
+use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::thread;
 
@@ -40,7 +40,12 @@ pub struct AuthPool {
 
 impl AuthPool {
     /// Starts `threads` workers; at most `queue` jobs wait at once.
-    pub fn new(threads: usize, queue: usize, settings: AuthSettings, waker: Arc<Waker>) -> AuthPool {
+    pub fn new(
+        threads: usize,
+        queue: usize,
+        settings: AuthSettings,
+        waker: Arc<Waker>,
+    ) -> AuthPool {
         let (job_tx, job_rx) = mpsc::sync_channel::<Job>(queue.max(1));
         let (res_tx, res_rx) = mpsc::channel();
         let job_rx = Arc::new(Mutex::new(job_rx));
@@ -59,7 +64,8 @@ impl AuthPool {
                             rx.recv()
                         };
                         let Ok(job) = job else { return };
-                        let result = auth::authenticate(&settings, &job.creds.user, &job.creds.pass);
+                        let result =
+                            auth::authenticate(&settings, &job.creds.user, &job.creds.pass);
                         let outcome = Outcome {
                             token: job.token,
                             generation: job.generation,
@@ -95,10 +101,7 @@ impl AuthPool {
 
     /// The next finished check, if any.
     pub fn next_outcome(&self) -> Option<Outcome> {
-        match self.results.try_recv() {
-            Ok(o) => Some(o),
-            Err(TryRecvError::Empty | TryRecvError::Disconnected) => None,
-        }
+        self.results.try_recv().ok()
     }
 }
 

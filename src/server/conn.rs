@@ -115,7 +115,12 @@ pub struct Conn {
 
 impl Conn {
     /// A new connection with its greeting queued.
-    pub fn new(stream: Stream, peer: Option<IpAddr>, generation: u64, limits: SessionLimits) -> Conn {
+    pub fn new(
+        stream: Stream,
+        peer: Option<IpAddr>,
+        generation: u64,
+        limits: SessionLimits,
+    ) -> Conn {
         let mut out = Buffer::new(OUTPUT_BUF);
         let session = Session::new(limits, &mut out);
         Conn {

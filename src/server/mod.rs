@@ -252,7 +252,10 @@ impl Server {
             process::set_nodelay(std::os::fd::AsRawFd::as_raw_fd(&stream));
             if self.free.is_empty() {
                 notice!("{}: sessions limit reached", addr.ip());
-                refuse(stream, b"-ERR [SYS/TEMP] too many sessions, try again later\r\n");
+                refuse(
+                    stream,
+                    b"-ERR [SYS/TEMP] too many sessions, try again later\r\n",
+                );
                 continue;
             }
             info!("session from {}", addr.ip());
@@ -330,7 +333,10 @@ impl Server {
                     Ok(mb) => {
                         let count = mb.count();
                         let bytes: u64 = (0..count).map(|i| mb.size(i)).sum();
-                        info!("{count} messages ({bytes} bytes) loaded for {}", account.name);
+                        info!(
+                            "{count} messages ({bytes} bytes) loaded for {}",
+                            account.name
+                        );
                         conn.session.login_ok(mb, &mut conn.out);
                     }
                     Err(e) => {
@@ -423,7 +429,8 @@ fn open_mailbox(
     match identity {
         Identity::Unprivileged => Mailbox::open(path, limits),
         Identity::RootDaemon => {
-            let _as_user = process::FsIdentity::enter(account.uid, account.gid).map_err(MboxError::Io)?;
+            let _as_user =
+                process::FsIdentity::enter(account.uid, account.gid).map_err(MboxError::Io)?;
             Mailbox::open(path, limits)
         }
         Identity::RootInetd => {
@@ -451,7 +458,9 @@ fn log_end(end: &End) {
             "{} ({}) deleted, {} ({}) left",
             e.deleted, e.deleted_bytes, e.kept, e.kept_bytes
         ),
-        End::Disconnected { authenticated: true } => info!("premature disconnect"),
+        End::Disconnected {
+            authenticated: true,
+        } => info!("premature disconnect"),
         End::Disconnected {
             authenticated: false,
         } => info!("didn't attempt authentication"),
@@ -463,4 +472,3 @@ fn log_end(end: &End) {
         End::ReadFailed => crit!("server failure reading the mailbox"),
     }
 }
-
