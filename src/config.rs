@@ -107,6 +107,16 @@ pub struct Config {
     pub log: LogTarget,
     /// Most concurrent sessions (size of the connection table).
     pub max_sessions: usize,
+    /// Most sessions per client address.
+    pub max_per_source: usize,
+    /// A session counts against the limits for at least this long after it
+    /// starts (popa3d's MIN_DELAY), so connect-quit loops are throttled.
+    pub min_delay: Duration,
+    /// After SIGTERM/SIGINT: how long running sessions may take to finish
+    /// before they are closed (without expunging).
+    pub shutdown_grace: Duration,
+    /// Daemon mode: file to write the pid into.
+    pub pidfile: Option<PathBuf>,
     /// Idle timeout after login (RFC 1939: at least 10 minutes).
     pub idle_timeout: Duration,
     /// Timeout before login completes.
@@ -135,6 +145,10 @@ impl Default for Config {
             shadow: PathBuf::from(DEFAULT_SHADOW),
             log: LogTarget::Syslog,
             max_sessions: 500,
+            max_per_source: 50,
+            min_delay: Duration::from_secs(10),
+            shutdown_grace: Duration::from_secs(10),
+            pidfile: None,
             idle_timeout: Duration::from_secs(600),
             login_timeout: Duration::from_secs(60),
             fail_delay: Duration::from_secs(2),

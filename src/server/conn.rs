@@ -100,6 +100,8 @@ pub struct Conn {
     pub peer: Option<IpAddr>,
     /// Slot generation, to match late auth results.
     pub generation: u64,
+    /// When the connection was accepted.
+    pub started: Instant,
     /// Time of the last progress in either direction.
     pub last_activity: Instant,
     /// The protocol state.
@@ -127,6 +129,7 @@ impl Conn {
             stream,
             peer,
             generation,
+            started: Instant::now(),
             last_activity: Instant::now(),
             session,
             out,

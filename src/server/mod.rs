@@ -7,6 +7,7 @@
 
 pub mod auth_pool;
 pub mod conn;
+pub mod limits;
 
 use std::collections::{HashMap, VecDeque};
 use std::io;
@@ -15,20 +16,28 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mio::net::TcpListener;
+use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token, Waker};
+use std::os::fd::AsRawFd;
 
 use crate::auth::{Account, AuthSettings, Refusal};
 use crate::config::Config;
 use crate::mbox::{Mailbox, MboxError};
 use crate::pop3::End;
 use crate::sys::process;
+use crate::sys::signal::SignalFd;
 use crate::{crit, info, notice};
 
 use auth_pool::{AuthPool, Outcome};
 use conn::{Conn, Request, Status, Stream};
+use limits::{Limits, Refused};
 
 /// Token of the auth pool's waker.
 const WAKER: Token = Token(usize::MAX - 1);
+/// Token of the signalfd.
+const SIGNALS: Token = Token(usize::MAX - 2);
+/// How long to stop accepting after running out of descriptors.
+const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
 /// Listener tokens start here (connections use 0..max_sessions).
 const LISTENER_BASE: usize = usize::MAX / 2;
 
@@ -59,6 +68,18 @@ struct Server {
     delayed: Vec<Delayed>,
     /// Recent failed logins per source address (bounded).
     failures: HashMap<Option<IpAddr>, Failures>,
+    /// Session and per-source admission counts.
+    limits: Limits,
+    /// SIGTERM/SIGINT/SIGHUP as events.
+    signals: SignalFd,
+    /// Set by SIGTERM/SIGINT: sessions still open at this time are closed.
+    shutdown_at: Option<Instant>,
+    /// Accepting stopped until then (out of descriptors).
+    accept_paused: Option<Instant>,
+    /// Last "limit reached" log line (rate-limited to one per `min_delay`).
+    last_limit_log: Option<Instant>,
+    /// The spool directory's group when it is group-writable (for dot-locks).
+    spool_group: Option<u32>,
 }
 
 /// A refusal to deliver later.
@@ -95,25 +116,46 @@ pub fn run(cfg: Config) -> Result<(), String> {
     };
     crate::auth::check_files(&settings)?;
 
+    // Before any thread exists, so every thread inherits the blocked mask.
+    let signals = SignalFd::new().map_err(|e| format!("signalfd: {e}"))?;
+    let spool_group = spool_group(&cfg.spool);
+
     let mut listeners = Vec::new();
     if cfg.daemon {
-        for addr in &cfg.listen {
-            let l = bind(*addr).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+        let inherited =
+            crate::sys::net::inherited_listeners().map_err(|e| format!("socket activation: {e}"))?;
+        if inherited.is_empty() {
+            for addr in &cfg.listen {
+                let l = bind(*addr).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+                listeners.push(l);
+            }
+        } else {
+            listeners.extend(inherited.into_iter().map(TcpListener::from_std));
+        }
+        for l in &listeners {
             let local = l.local_addr().map_err(|e| e.to_string())?;
             info!("listening on {local}");
-            listeners.push(l);
         }
         if !cfg.foreground {
             process::daemonize().map_err(|e| format!("cannot detach: {e}"))?;
         }
+        if let Some(path) = &cfg.pidfile {
+            std::fs::write(path, format!("{}\n", std::process::id()))
+                .map_err(|e| format!("cannot write pid file {}: {e}", path.display()))?;
+        }
     }
     if identity == Identity::RootDaemon {
-        process::clear_groups().map_err(|e| format!("setgroups: {e}"))?;
+        // Only the spool's group remains, so dot-locks can be made in a
+        // root:mail 2775 spool, as setgid-mail delivery agents do.
+        let groups: Vec<u32> = spool_group.into_iter().collect();
+        process::set_groups(&groups).map_err(|e| format!("setgroups: {e}"))?;
     }
 
     let poll = Poll::new().map_err(|e| format!("epoll: {e}"))?;
     let waker = Arc::new(Waker::new(poll.registry(), WAKER).map_err(|e| e.to_string())?);
     let pool = AuthPool::new(cfg.auth_threads, cfg.max_sessions, settings, waker);
+    let (cfg_max_sessions, cfg_per_source, cfg_min_delay) =
+        (cfg.max_sessions, cfg.max_per_source, cfg.min_delay);
     let mut server = Server {
         conns: (0..cfg.max_sessions).map(|_| None).collect(),
         free: (0..cfg.max_sessions).rev().collect(),
@@ -127,7 +169,22 @@ pub fn run(cfg: Config) -> Result<(), String> {
         identity,
         delayed: Vec::new(),
         failures: HashMap::new(),
+        limits: Limits::new(cfg_max_sessions, cfg_per_source, cfg_min_delay),
+        signals,
+        shutdown_at: None,
+        accept_paused: None,
+        last_limit_log: None,
+        spool_group,
     };
+    server
+        .poll
+        .registry()
+        .register(
+            &mut SourceFd(&server.signals.as_raw_fd()),
+            SIGNALS,
+            Interest::READABLE,
+        )
+        .map_err(|e| e.to_string())?;
     for (i, l) in server.listeners.iter_mut().enumerate() {
         server
             .poll
@@ -137,13 +194,24 @@ pub fn run(cfg: Config) -> Result<(), String> {
     }
     if !server.cfg.daemon {
         let (r, w) = process::inetd_fds().map_err(|e| format!("inetd descriptors: {e}"))?;
-        process::set_nodelay(std::os::fd::AsRawFd::as_raw_fd(&w));
+        process::set_nodelay(w.as_raw_fd());
         let peer = peer_of_fd0();
         server
             .add(Stream::Fds { r, w }, peer)
             .map_err(|e| format!("inetd descriptors: {e}"))?;
     }
-    server.serve().map_err(|e| format!("event loop: {e}"))
+    let result = server.serve().map_err(|e| format!("event loop: {e}"));
+    if let Some(path) = &server.cfg.pidfile {
+        let _ = std::fs::remove_file(path);
+    }
+    result
+}
+
+/// The spool directory's group, when members of it may create files there.
+fn spool_group(spool: &std::path::Path) -> Option<u32> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(spool).ok()?;
+    (meta.is_dir() && meta.mode() & 0o020 != 0).then(|| meta.gid())
 }
 
 /// A listening socket with SO_REUSEADDR; IPv6 sockets are v6-only so that
@@ -177,6 +245,9 @@ impl Server {
         if let Some(mut conn) = self.conns[slot].take() {
             conn.stream.deregister(self.poll.registry());
             self.free.push(slot);
+            if let (Some(ip), true) = (conn.peer, self.cfg.daemon) {
+                self.limits.release(ip, conn.started, Instant::now());
+            }
         }
     }
 
@@ -188,19 +259,31 @@ impl Server {
         let mut events = Events::with_capacity(256);
         let mut last_sweep = Instant::now();
         loop {
-            if self.exit_when_idle && self.live() == 0 {
+            if (self.exit_when_idle || self.shutdown_at.is_some()) && self.live() == 0 {
                 return Ok(());
             }
             let now = Instant::now();
+            if self.shutdown_at.is_some_and(|t| now >= t) {
+                info!("closing {} sessions still open at shutdown", self.live());
+                for slot in 0..self.conns.len() {
+                    self.remove(slot);
+                }
+                return Ok(());
+            }
             let mut timeout = Duration::from_secs(1);
             if !self.runnable.is_empty() {
                 timeout = Duration::ZERO;
             }
-            if let Some(due) = self.delayed.iter().map(|d| d.due).min() {
+            let timers = self
+                .delayed
+                .iter()
+                .map(|d| d.due)
+                .chain(self.accept_paused)
+                .chain(self.shutdown_at);
+            if let Some(due) = timers.min() {
                 timeout = timeout.min(due.saturating_duration_since(now));
             }
-            let timeout = Some(timeout);
-            match self.poll.poll(&mut events, timeout) {
+            match self.poll.poll(&mut events, Some(timeout)) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e),
@@ -211,14 +294,24 @@ impl Server {
                     while let Some(outcome) = self.pool.next_outcome() {
                         self.auth_outcome(outcome);
                     }
+                } else if t == SIGNALS {
+                    self.signals();
                 } else if t.0 >= LISTENER_BASE {
-                    self.accept(t.0 - LISTENER_BASE);
+                    if self.accept_paused.is_none() {
+                        self.accept(t.0 - LISTENER_BASE);
+                    }
                 } else if let Some(conn) = self.conns.get_mut(t.0).and_then(Option::as_mut) {
                     conn.ready(
                         ev.is_readable() || ev.is_read_closed() || ev.is_error(),
                         ev.is_writable() || ev.is_write_closed() || ev.is_error(),
                     );
                     self.runnable.push_back(t);
+                }
+            }
+            if self.accept_paused.is_some_and(|t| Instant::now() >= t) {
+                self.accept_paused = None;
+                for i in 0..self.listeners.len() {
+                    self.accept(i);
                 }
             }
             self.release_delayed();
@@ -233,34 +326,74 @@ impl Server {
             if last_sweep.elapsed() >= Duration::from_secs(1) {
                 last_sweep = Instant::now();
                 self.sweep_timeouts();
+                self.limits.expire(last_sweep);
+            }
+        }
+    }
+
+    /// Handles pending signals: TERM/INT stop accepting and start the grace
+    /// period; HUP is a reload request.
+    fn signals(&mut self) {
+        while let Some(sig) = self.signals.next() {
+            match sig {
+                libc::SIGHUP => info!("SIGHUP: nothing to reload"),
+                _ => {
+                    if self.shutdown_at.is_none() {
+                        info!(
+                            "signal {sig}: no new sessions; {} open sessions get {} s to finish",
+                            self.live(),
+                            self.cfg.shutdown_grace.as_secs()
+                        );
+                        for mut l in self.listeners.drain(..) {
+                            let _ = self.poll.registry().deregister(&mut l);
+                        }
+                        self.shutdown_at = Some(Instant::now() + self.cfg.shutdown_grace);
+                    }
+                }
             }
         }
     }
 
     fn accept(&mut self, idx: usize) {
         loop {
-            let (stream, addr) = match self.listeners[idx].accept() {
+            let Some(listener) = self.listeners.get(idx) else {
+                return;
+            };
+            let (stream, addr) = match listener.accept() {
                 Ok(x) => x,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
-                    // EMFILE and friends: log, and let the next event retry.
+                    // EMFILE/ENFILE/ENOBUFS: the connection stays queued;
+                    // pause accepting briefly instead of spinning on it.
                     crit!("accept: {e}");
+                    self.accept_paused = Some(Instant::now() + ACCEPT_PAUSE);
                     return;
                 }
             };
-            process::set_nodelay(std::os::fd::AsRawFd::as_raw_fd(&stream));
-            if self.free.is_empty() {
-                notice!("{}: sessions limit reached", addr.ip());
-                refuse(
-                    stream,
-                    b"-ERR [SYS/TEMP] too many sessions, try again later\r\n",
-                );
+            let ip = addr.ip();
+            let now = Instant::now();
+            let admitted = if self.free.is_empty() {
+                Err(Refused::Sessions)
+            } else {
+                self.limits.admit(ip, now)
+            };
+            if let Err(why) = admitted {
+                if self.last_limit_log.is_none_or(|t| now.duration_since(t) >= self.cfg.min_delay) {
+                    self.last_limit_log = Some(now);
+                    match why {
+                        Refused::Sessions => notice!("{ip}: sessions limit reached"),
+                        Refused::PerSource => notice!("{ip}: per source limit reached"),
+                    }
+                }
+                refuse(stream, b"-ERR [SYS/TEMP] too many sessions, try again later\r\n");
                 continue;
             }
-            info!("session from {}", addr.ip());
-            if let Err(e) = self.add(Stream::Tcp(stream), Some(addr.ip())) {
-                crit!("{}: cannot register connection: {e}", addr.ip());
+            process::set_nodelay(stream.as_raw_fd());
+            info!("session from {ip}");
+            if let Err(e) = self.add(Stream::Tcp(stream), Some(ip)) {
+                crit!("{ip}: cannot register connection: {e}");
+                self.limits.release(ip, now, now);
             }
         }
     }
@@ -298,6 +431,7 @@ impl Server {
     fn auth_outcome(&mut self, outcome: Outcome) {
         let slot = outcome.token.0;
         let identity = self.identity;
+        let spool_group = self.spool_group;
         let spool = self.cfg.spool.clone();
         let limits = self.cfg.mailbox;
         let Some(conn) = self.conns.get_mut(slot).and_then(Option::as_mut) else {
@@ -329,7 +463,7 @@ impl Server {
             Ok(account) => {
                 info!("authentication passed for {}{from}", account.name);
                 let path = spool.join(&account.name);
-                match open_mailbox(identity, &account, &path, &limits) {
+                match open_mailbox(identity, &account, &path, &limits, spool_group) {
                     Ok(mb) => {
                         let count = mb.count();
                         let bytes: u64 = (0..count).map(|i| mb.size(i)).sum();
@@ -425,6 +559,7 @@ fn open_mailbox(
     account: &Account,
     path: &std::path::Path,
     limits: &crate::config::MailboxLimits,
+    spool_group: Option<u32>,
 ) -> Result<Mailbox, MboxError> {
     match identity {
         Identity::Unprivileged => Mailbox::open(path, limits),
@@ -434,7 +569,7 @@ fn open_mailbox(
             Mailbox::open(path, limits)
         }
         Identity::RootInetd => {
-            if let Err(e) = process::become_user(account.uid, account.gid) {
+            if let Err(e) = process::become_user(account.uid, account.gid, spool_group) {
                 crit!("cannot become {}: {e}", account.name);
                 // Continuing as root would be unsafe: stop here.
                 std::process::exit(1);

@@ -5,3 +5,4 @@
 pub mod lock;
 pub mod net;
 pub mod process;
+pub mod signal;

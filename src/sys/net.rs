@@ -105,6 +105,51 @@ fn to_sockaddr(addr: SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
     (storage, len as libc::socklen_t)
 }
 
+/// Listening sockets passed by systemd socket activation (`LISTEN_PID` equal
+/// to our pid, `LISTEN_FDS` = n: descriptors 3..3+n). The variables are
+/// removed so children do not see them. Empty when not socket-activated.
+pub fn inherited_listeners() -> io::Result<Vec<TcpListener>> {
+    let pid_ok = std::env::var("LISTEN_PID")
+        .ok()
+        .and_then(|p| p.parse::<u32>().ok())
+        == Some(std::process::id());
+    let count = std::env::var("LISTEN_FDS")
+        .ok()
+        .and_then(|n| n.parse::<i32>().ok())
+        .unwrap_or(0);
+    // SAFETY: called at start-up before any thread exists, so nothing reads
+    // the environment concurrently.
+    unsafe {
+        std::env::remove_var("LISTEN_PID");
+        std::env::remove_var("LISTEN_FDS");
+        std::env::remove_var("LISTEN_FDNAMES");
+    }
+    if !pid_ok || count <= 0 {
+        return Ok(Vec::new());
+    }
+    let mut out = Vec::new();
+    for fd in 3..3 + count.min(64) {
+        let mut kind: libc::c_int = 0;
+        let mut len = mem::size_of::<libc::c_int>() as libc::socklen_t;
+        // SAFETY: `kind`/`len` are live and sized; an fd that is not a socket
+        // makes getsockopt fail, which is reported.
+        check(unsafe {
+            libc::getsockopt(fd, libc::SOL_SOCKET, libc::SO_TYPE, (&mut kind as *mut libc::c_int).cast(), &mut len)
+        })?;
+        if kind != libc::SOCK_STREAM {
+            return Err(io::Error::other(format!("inherited fd {fd} is not a stream socket")));
+        }
+        // SAFETY: systemd passed `fd` to us and nothing else in this process
+        // owns it; ownership moves into the listener.
+        let l = unsafe { TcpListener::from_raw_fd(fd) };
+        l.set_nonblocking(true)?;
+        // SAFETY: integer arguments on a descriptor we now own.
+        check(unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) })?;
+        out.push(l);
+    }
+    Ok(out)
+}
+
 /// The remote address of a connected socket descriptor, or None when `fd`
 /// is not an IP socket (a pipe, a Unix socket).
 pub fn peer_addr(fd: RawFd) -> Option<SocketAddr> {

@@ -72,34 +72,30 @@ impl Drop for FsIdentity {
     }
 }
 
-/// Drops every supplementary group (done once at start-up as root so that
-/// root's groups never grant access to someone's mailbox).
-pub fn clear_groups() -> io::Result<()> {
-    // SAFETY: a zero-length list with a null pointer is the documented way to
-    // clear the supplementary groups; nothing is read through the pointer.
-    check(unsafe { libc::setgroups(0, std::ptr::null()) })?;
+/// Sets the supplementary groups to exactly `groups` (done once at start-up as
+/// root, so that root's own groups never grant access to a mailbox).
+pub fn set_groups(groups: &[u32]) -> io::Result<()> {
+    let list: Vec<libc::gid_t> = groups.iter().map(|&g| g as libc::gid_t).collect();
+    // SAFETY: `list` is live for the call and its length is passed; a null
+    // pointer is never dereferenced for an empty list.
+    check(unsafe { libc::setgroups(list.len(), list.as_ptr()) })?;
     Ok(())
 }
 
-/// Becomes `uid`/`gid` for good: only the primary group, then gid, then uid.
-/// Fails (and the caller must stop) if any step does not take effect.
-pub fn become_user(uid: u32, gid: u32) -> io::Result<()> {
-    let groups = [gid as libc::gid_t];
-    // SAFETY: `groups` is a live array of one gid_t and its length is passed.
-    check(unsafe { libc::setgroups(1, groups.as_ptr()) })?;
-    // SAFETY: plain integer arguments, no memory effects.
+/// Becomes `uid`/`gid` for good: supplementary groups are the primary group
+/// plus `extra` (the spool directory's group, for dot-locks), then gid, then
+/// uid. Fails (and the caller must stop) if any step does not take effect.
+pub fn become_user(uid: u32, gid: u32, extra: Option<u32>) -> io::Result<()> {
+    let mut groups = vec![gid];
+    groups.extend(extra.filter(|&g| g != gid));
+    set_groups(&groups)?;
+    // SAFETY: plain integer argument, no memory effects.
     check(unsafe { libc::setgid(gid) })?;
     // SAFETY: plain integer argument, no memory effects.
     check(unsafe { libc::setuid(uid) })?;
     // SAFETY: getters without preconditions.
-    let (ruid, euid, rgid, egid) = unsafe {
-        (
-            libc::getuid(),
-            libc::geteuid(),
-            libc::getgid(),
-            libc::getegid(),
-        )
-    };
+    let (ruid, euid, rgid, egid) =
+        unsafe { (libc::getuid(), libc::geteuid(), libc::getgid(), libc::getegid()) };
     if ruid != uid || euid != uid || rgid != gid || egid != gid {
         return Err(io::Error::new(
             io::ErrorKind::PermissionDenied,
@@ -113,10 +109,12 @@ pub fn become_user(uid: u32, gid: u32) -> io::Result<()> {
 /// standard descriptors to /dev/null. Call before starting any thread.
 pub fn daemonize() -> io::Result<()> {
     // SAFETY: called while the process is single-threaded, so the child is a
-    // complete copy; the parent only calls _exit, which is async-signal-safe.
-    match check(unsafe { libc::fork() })? {
-        0 => {}
-        _ => unsafe { libc::_exit(0) },
+    // complete copy of it.
+    let pid = check(unsafe { libc::fork() })?;
+    if pid != 0 {
+        // SAFETY: _exit ends the parent at once without running destructors
+        // that belong to the child now.
+        unsafe { libc::_exit(0) }
     }
     // SAFETY: no arguments, no memory effects.
     check(unsafe { libc::setsid() })?;
