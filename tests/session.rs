@@ -389,6 +389,7 @@ fn third_failed_login_closes_the_connection() {
         pop.ok(&format!("USER {}", u.name));
         assert_eq!(pop.cmd("PASS wrong"), AUTH_FAILED);
     }
+    pop.set_read_timeout(Duration::from_secs(10));
     pop.expecting("the close after the third failed PASS");
     pop.expect_closed();
 }

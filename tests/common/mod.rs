@@ -91,7 +91,12 @@ pub fn require_root(test: &str) -> bool {
         return true;
     }
     if std::env::var("POP3D_TEST_NONROOT").as_deref() == Ok("1") {
-        eprintln!("SKIPPED: {test} needs root (POP3D_TEST_NONROOT=1 is set)");
+        // Straight to stderr, past the test harness's output capture, so the
+        // skip shows in every run.
+        let _ = writeln!(
+            io::stderr(),
+            "SKIPPED: {test} needs root (POP3D_TEST_NONROOT=1 is set)"
+        );
         return false;
     }
     panic!(
@@ -1046,11 +1051,16 @@ pub fn contains(hay: &[u8], needle: &[u8]) -> bool {
 /// a message for TOP with several body lines, and a last message without a
 /// final newline.
 pub fn tricky_mbox() -> Mbox {
-    let mut long = Vec::with_capacity(70_001);
-    while long.len() < 70_000 {
+    tricky_mbox_with_long_line(70_000)
+}
+
+/// [`tricky_mbox`] with a long line of `long_len` bytes.
+pub fn tricky_mbox_with_long_line(long_len: usize) -> Mbox {
+    let mut long = Vec::with_capacity(long_len + 64);
+    while long.len() < long_len {
         long.extend_from_slice(b"0123456789abcdefghijklmnopqrstuvwxyz ");
     }
-    long.truncate(70_000);
+    long.truncate(long_len);
     let eight_bit: Vec<u8> = (0x80..=0xffu8).collect();
 
     let mut m = Mbox::new()
@@ -1103,6 +1113,21 @@ pub fn snapshot(path: &Path) -> (Vec<u8>, SystemTime) {
     let bytes = fs::read(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
     let mtime = fs::metadata(path).unwrap().modified().unwrap();
     (bytes, mtime)
+}
+
+/// CRLF → LF (a CR not followed by LF stays).
+pub fn crlf_to_lf(b: &[u8]) -> Vec<u8> {
+    let mut v = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\r' && b.get(i + 1) == Some(&b'\n') {
+            i += 1;
+            continue;
+        }
+        v.push(b[i]);
+        i += 1;
+    }
+    v
 }
 
 /// Sets a file's mtime to a fixed time in the past, so any rewrite shows.
