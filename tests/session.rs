@@ -6,7 +6,8 @@
 //! NUL, bare CR, empty body, no final newline), expunge only on QUIT, mail
 //! appended during a session kept, an untouched mailbox keeping its mtime, a
 //! missing mailbox served as empty, the same refusal for every kind of bad
-//! login, popa3d-compatible UIDLs, the command-line flags and --max-sessions.
+//! login, popa3d-compatible UIDLs, CAPA, pipelined commands, the command-line
+//! flags and --max-sessions.
 
 mod common;
 
@@ -520,4 +521,110 @@ fn connections_beyond_max_sessions_are_refused() {
         }
     }
     c2.quit();
+}
+
+/// The CAPA lines, as strings.
+fn capa(pop: &mut Pop3) -> Vec<String> {
+    let (_, body) = pop.multi("CAPA");
+    body.text()
+}
+
+#[test]
+fn capa_lists_the_extensions() {
+    let mut w = World::new();
+    let u = w.user("alice", "alice-pw");
+    let d = w.daemon(&[]);
+    let mut pop = d.connect();
+    let implementation = format!("IMPLEMENTATION pop3d-{}", env!("CARGO_PKG_VERSION"));
+    let before = capa(&mut pop);
+    for want in [
+        "TOP",
+        "UIDL",
+        "USER",
+        "PIPELINING",
+        "RESP-CODES",
+        "AUTH-RESP-CODE",
+        implementation.as_str(),
+    ] {
+        assert!(
+            before.iter().any(|l| l == want),
+            "CAPA before login lacks {want:?}: {before:?}"
+        );
+    }
+    pop.login(&u.name, &u.pass);
+    let after = capa(&mut pop);
+    for want in [
+        "TOP",
+        "UIDL",
+        "PIPELINING",
+        "RESP-CODES",
+        implementation.as_str(),
+    ] {
+        assert!(
+            after.iter().any(|l| l == want),
+            "CAPA after login lacks {want:?}: {after:?}"
+        );
+    }
+    pop.quit();
+}
+
+#[test]
+fn pipelined_commands_are_answered_in_order() {
+    let mut w = World::new();
+    let u = w.user("alice", "alice-pw");
+    let mbox = tricky_mbox();
+    w.write_mailbox(&u, &mbox.bytes());
+    let d = w.daemon(&[]);
+    let mut pop = d.connect();
+    let n = mbox.len();
+    let total = mbox.expected_total(&[]);
+
+    // Login and a first command in one write.
+    pop.send_raw(format!("USER {}\r\nPASS {}\r\nSTAT\r\n", u.name, u.pass).as_bytes());
+    let r = pop.read_line();
+    assert!(is_ok(&r), "USER: {r:?}");
+    let r = pop.read_line();
+    assert!(is_ok(&r), "PASS: {r:?}");
+    assert_eq!(
+        pop.read_line(),
+        format!("+OK {n} {total}"),
+        "pipelined STAT"
+    );
+
+    // A burst mixing multi-line, single-line and failing commands.
+    let mut burst = String::new();
+    for k in 1..=n {
+        burst.push_str(&format!("RETR {k}\r\nLIST {k}\r\nXYZZY\r\nTOP {k} 1\r\n"));
+    }
+    burst.push_str("NOOP\r\n");
+    pop.send_raw(burst.as_bytes());
+    for k in 1..=n {
+        let size = mbox.expected_size(k);
+        let r = pop.read_line();
+        assert_eq!(first_number(&r), Some(size), "pipelined RETR {k}: {r:?}");
+        let body = pop.read_body();
+        assert_bytes_eq(
+            &body.data(),
+            &mbox.expected_retr(k),
+            &format!("pipelined RETR {k}"),
+        );
+        assert_eq!(
+            pop.read_line(),
+            format!("+OK {k} {size}"),
+            "pipelined LIST {k}"
+        );
+        let r = pop.read_line();
+        assert!(is_err(&r), "pipelined XYZZY: {r:?}");
+        let r = pop.read_line();
+        assert!(is_ok(&r), "pipelined TOP {k} 1: {r:?}");
+        let body = pop.read_body();
+        assert_bytes_eq(
+            &body.data(),
+            &mbox.expected_top(k, 1),
+            &format!("pipelined TOP {k} 1"),
+        );
+    }
+    let r = pop.read_line();
+    assert!(is_ok(&r), "pipelined NOOP: {r:?}");
+    pop.quit();
 }
