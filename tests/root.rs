@@ -93,20 +93,6 @@ fn root_refuses_mailbox_the_user_cannot_read() {
     assert_eq!(after.1, before.1, "mtime of the refused mailbox");
 }
 
-/// Ids from a /proc status line, or None if the process is gone.
-fn ids(pid: u32, field: &str) -> Option<Vec<u32>> {
-    let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status
-        .lines()
-        .find(|l| l.starts_with(&format!("{field}:")))?;
-    Some(
-        line[field.len() + 1..]
-            .split_whitespace()
-            .map(|s| s.parse().expect("number in /proc status"))
-            .collect(),
-    )
-}
-
 #[test]
 fn root_inetd_session_runs_as_the_user() {
     if !require_root("root_inetd_session_runs_as_the_user") {
@@ -124,7 +110,7 @@ fn root_inetd_session_runs_as_the_user() {
     // While the session is open, the server and anything it forked run as
     // alice: real, effective, saved and file-system ids, no group 0.
     let tree = process_tree(server.pid());
-    let uids = ids(server.pid(), "Uid").expect("the inetd server is running");
+    let uids = proc_status_ids(server.pid(), "Uid").expect("the inetd server is running");
     assert_eq!(
         uids,
         vec![u.uid; 4],
@@ -132,9 +118,11 @@ fn root_inetd_session_runs_as_the_user() {
         server.pid()
     );
     for pid in tree {
-        let (Some(uids), Some(gids), Some(groups)) =
-            (ids(pid, "Uid"), ids(pid, "Gid"), ids(pid, "Groups"))
-        else {
+        let (Some(uids), Some(gids), Some(groups)) = (
+            proc_status_ids(pid, "Uid"),
+            proc_status_ids(pid, "Gid"),
+            proc_status_ids(pid, "Groups"),
+        ) else {
             continue; // gone meanwhile
         };
         assert_eq!(uids, vec![u.uid; 4], "Uid: of session process {pid}");

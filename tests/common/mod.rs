@@ -1166,18 +1166,19 @@ pub fn assert_bytes_eq(got: &[u8], want: &[u8], what: &str) {
     );
 }
 
-/// Reads `/proc/<pid>/status` field `name` (e.g. "Uid") as numbers.
-pub fn proc_status_ids(pid: u32, name: &str) -> Vec<u32> {
-    let status = fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_else(|e| panic!("read /proc/{pid}/status: {e}"));
+/// Reads `/proc/<pid>/status` field `name` (e.g. "Uid") as numbers; `None`
+/// if the process is gone.
+pub fn proc_status_ids(pid: u32, name: &str) -> Option<Vec<u32>> {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let line = status
         .lines()
-        .find(|l| l.starts_with(&format!("{name}:")))
-        .unwrap_or_else(|| panic!("no {name}: line in /proc/{pid}/status"));
-    line[name.len() + 1..]
-        .split_whitespace()
-        .map(|s| s.parse().expect("number in /proc status"))
-        .collect()
+        .find(|l| l.starts_with(&format!("{name}:")))?;
+    Some(
+        line[name.len() + 1..]
+            .split_whitespace()
+            .map(|s| s.parse().expect("number in /proc status"))
+            .collect(),
+    )
 }
 
 /// `pid` and all its descendants (from /proc/*/stat).
