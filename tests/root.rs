@@ -1,0 +1,141 @@
+//! Root-only tests of the real-uid paths (they fail when not run as root,
+//! unless POP3D_TEST_NONROOT=1 says to skip them): the daemon, running as
+//! root, serves a mailbox owned by an unprivileged test uid and keeps its
+//! owner and mode through an expunge; it refuses a spool file that user may
+//! not read although the daemon itself could; and in inetd mode, after login,
+//! every process of the session has the user's uids and gids.
+
+mod common;
+
+use std::fs;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+
+use common::*;
+
+#[test]
+fn root_daemon_serves_mailbox_owned_by_user() {
+    if !require_root("root_daemon_serves_mailbox_owned_by_user") {
+        return;
+    }
+    let mut w = World::new();
+    let u = w.user("alice", "alice-pw");
+    assert_ne!(u.uid, 0);
+    let mbox = tricky_mbox();
+    let path = w.write_mailbox(&u, &mbox.bytes());
+    let d = w.daemon(&[]);
+    let mut pop = d.connect();
+    pop.login(&u.name, &u.pass);
+    assert_eq!(pop.stat(), (mbox.len() as u64, mbox.expected_total(&[])));
+    for k in 1..=mbox.len() {
+        let (_, body) = pop.multi(&format!("RETR {k}"));
+        assert_bytes_eq(&body.data(), &mbox.expected_retr(k), &format!("RETR {k}"));
+    }
+    pop.ok("DELE 1");
+    pop.ok("DELE 5");
+    pop.quit();
+
+    assert_bytes_eq(
+        &fs::read(&path).unwrap(),
+        &mbox.bytes_without(&[1, 5]),
+        "mailbox after expunge",
+    );
+    let meta = fs::metadata(&path).unwrap();
+    assert_eq!(
+        (meta.uid(), meta.gid()),
+        (u.uid, u.gid),
+        "mailbox owner after expunge"
+    );
+    assert_eq!(
+        meta.permissions().mode() & 0o7777,
+        0o600,
+        "mailbox mode after expunge"
+    );
+    // Nothing is left behind in the spool (no stale dot-lock or temporary file).
+    let mut names: Vec<String> = fs::read_dir(&w.spool)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        vec!["alice".to_owned()],
+        "files in the spool after the session"
+    );
+}
+
+#[test]
+fn root_refuses_mailbox_the_user_cannot_read() {
+    if !require_root("root_refuses_mailbox_the_user_cannot_read") {
+        return;
+    }
+    let mut w = World::new();
+    let u = w.user("alice", "alice-pw");
+    let mbox = simple_mbox(2);
+    let path = w.write_mailbox(&u, &mbox.bytes());
+    // Root's file, mode 0600: the daemon could read it, alice may not.
+    std::os::unix::fs::chown(&path, Some(0), Some(0)).unwrap();
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
+    age_file(&path);
+    let before = snapshot(&path);
+    let d = w.daemon(&[]);
+    let mut pop = d.connect();
+    pop.ok(&format!("USER {}", u.name));
+    let reply = pop.cmd(&format!("PASS {}", u.pass));
+    assert!(
+        reply.starts_with("-ERR [SYS/PERM]"),
+        "PASS for a mailbox alice may not read must be refused with [SYS/PERM], got {reply:?}"
+    );
+    pop.set_read_timeout(std::time::Duration::from_secs(10));
+    pop.expecting("the close after a mailbox refusal");
+    pop.expect_closed();
+    let after = snapshot(&path);
+    assert_bytes_eq(&after.0, &before.0, "refused mailbox");
+    assert_eq!(after.1, before.1, "mtime of the refused mailbox");
+}
+
+#[test]
+fn root_inetd_session_runs_as_the_user() {
+    if !require_root("root_inetd_session_runs_as_the_user") {
+        return;
+    }
+    let mut w = World::new();
+    let u = w.user("alice", "alice-pw");
+    let mbox = simple_mbox(2);
+    w.write_mailbox(&u, &mbox.bytes());
+    let (mut server, mut pop) = w.inetd(&[]);
+    pop.greeting();
+    pop.login(&u.name, &u.pass);
+    assert_eq!(pop.stat().0, 2);
+
+    // While the session is open, the server and anything it forked run as
+    // alice: real, effective, saved and file-system ids, no group 0.
+    let tree = process_tree(server.pid());
+    let uids = proc_status_ids(server.pid(), "Uid").expect("the inetd server is running");
+    assert_eq!(
+        uids,
+        vec![u.uid; 4],
+        "Uid: of the session process {}",
+        server.pid()
+    );
+    for pid in tree {
+        let (Some(uids), Some(gids), Some(groups)) = (
+            proc_status_ids(pid, "Uid"),
+            proc_status_ids(pid, "Gid"),
+            proc_status_ids(pid, "Groups"),
+        ) else {
+            continue; // gone meanwhile
+        };
+        assert_eq!(uids, vec![u.uid; 4], "Uid: of session process {pid}");
+        assert_eq!(gids, vec![u.gid; 4], "Gid: of session process {pid}");
+        assert!(
+            !groups.contains(&0),
+            "session process {pid} keeps group 0: {groups:?}"
+        );
+    }
+
+    let (_, body) = pop.multi("RETR 1");
+    assert_bytes_eq(&body.data(), &mbox.expected_retr(1), "RETR 1");
+    pop.quit();
+    let status = server.wait_exit(REPLY_TIMEOUT);
+    assert!(status.success(), "inetd-mode pop3d exited with {status}");
+}

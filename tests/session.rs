@@ -1,0 +1,630 @@
+//! Whole POP3 sessions against the real binary, in standalone mode (`-D -F` on
+//! a loopback port) and in inetd mode (one end of a socketpair as stdin and
+//! stdout): every command of RFC 1939, error replies that leave the session
+//! going, LIST/STAT sizes that equal the octets RETR sends, message data equal
+//! to the mbox bytes (dot lines, `From ` lines, a 70,000-byte line, 8-bit,
+//! NUL, bare CR, empty body, no final newline), expunge only on QUIT, mail
+//! appended during a session kept, an untouched mailbox keeping its mtime, a
+//! missing mailbox served as empty, the same refusal for every kind of bad
+//! login, popa3d-compatible UIDLs, CAPA, pipelined commands, the command-line
+//! flags and --max-sessions.
+
+mod common;
+
+use std::collections::HashSet;
+use std::fs;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::*;
+
+/// The one refusal text every failed login gets (exact, per the contract).
+const AUTH_FAILED: &str = "-ERR [AUTH] Authentication failed";
+
+/// Drives one session through every command on a mailbox holding `mbox`,
+/// ending with DELE 1, DELE 3 and QUIT.
+fn full_session(pop: &mut Pop3, user: &Account, mbox: &Mbox) {
+    let n = mbox.len();
+    assert!(n >= 3, "the full session needs at least 3 messages");
+
+    // AUTHORIZATION state: a transaction command is refused, a wrong password
+    // is refused with the one text, then the right one works.
+    pop.err("STAT");
+    pop.ok(&format!("USER {}", user.name));
+    assert_eq!(pop.cmd(&format!("PASS {}-wrong", user.pass)), AUTH_FAILED);
+    pop.login(&user.name, &user.pass);
+
+    // STAT, LIST, LIST n: sizes are those of the fixture, STAT is their sum.
+    let (count, total) = pop.stat();
+    assert_eq!(count, n as u64, "STAT count");
+    let list = pop.list();
+    let numbers: Vec<u64> = list.iter().map(|&(k, _)| k).collect();
+    assert_eq!(numbers, (1..=n as u64).collect::<Vec<_>>(), "LIST numbers");
+    for (i, &(_, size)) in list.iter().enumerate() {
+        assert_eq!(
+            size,
+            mbox.expected_size(i + 1),
+            "LIST size of message {}",
+            i + 1
+        );
+    }
+    assert_eq!(
+        total,
+        list.iter().map(|&(_, s)| s).sum::<u64>(),
+        "STAT octets = sum of LIST"
+    );
+    for k in 1..=n {
+        assert_eq!(
+            pop.cmd(&format!("LIST {k}")),
+            format!("+OK {k} {}", list[k - 1].1)
+        );
+    }
+
+    // UIDL, UIDL n: one printable, unique id per message.
+    let uidl = pop.uidl();
+    assert_eq!(uidl.len(), n, "UIDL lines");
+    let mut seen = HashSet::new();
+    for (i, (k, uid)) in uidl.iter().enumerate() {
+        assert_eq!(*k, i as u64 + 1, "UIDL numbering");
+        assert!(
+            (1..=70).contains(&uid.len()) && uid.bytes().all(|b| (0x21..=0x7e).contains(&b)),
+            "UIDL of message {k} is not 1-70 printable characters: {uid:?}"
+        );
+        assert!(seen.insert(uid.clone()), "UIDL {uid:?} is not unique");
+    }
+    for (k, uid) in &uidl {
+        assert_eq!(pop.cmd(&format!("UIDL {k}")), format!("+OK {k} {uid}"));
+    }
+
+    // RETR and TOP of every message.
+    for k in 1..=n {
+        let size = list[k - 1].1;
+        let (first, body) = pop.multi(&format!("RETR {k}"));
+        assert_eq!(
+            first_number(&first),
+            Some(size),
+            "RETR {k} reply {first:?} should be \"+OK {size} octets\""
+        );
+        assert_eq!(body.octets, size, "octets RETR {k} sent vs its LIST size");
+        assert_bytes_eq(
+            &body.data(),
+            &mbox.expected_retr(k),
+            &format!("RETR {k} data"),
+        );
+        for lines in [0, 2] {
+            let (_, top) = pop.multi(&format!("TOP {k} {lines}"));
+            assert_bytes_eq(
+                &top.data(),
+                &mbox.expected_top(k, lines),
+                &format!("TOP {k} {lines} data"),
+            );
+        }
+    }
+    assert_eq!(
+        pop.cmd("LAST"),
+        format!("+OK {n}"),
+        "LAST after RETR of every message"
+    );
+
+    // Bad arguments and commands: -ERR, and the session goes on.
+    let out_of_range = format!("RETR {}", n + 1);
+    for bad in [
+        "RETR 0",
+        "RETR -1",
+        "RETR +2",
+        "RETR 2x",
+        "RETR 99999999999999999999",
+        "RETR 1 2",
+        out_of_range.as_str(),
+        "NOOP x",
+        "STAT 1",
+        "XYZZY",
+        "PASS again",
+    ] {
+        pop.err(bad);
+    }
+    pop.ok("NOOP");
+
+    // Lower-case commands and bare LF line ends.
+    assert_eq!(pop.cmd("stat"), format!("+OK {n} {total}"));
+    assert_eq!(pop.cmd("list 1"), format!("+OK 1 {}", list[0].1));
+    let (_, body) = pop.multi("retr 1");
+    assert_bytes_eq(&body.data(), &mbox.expected_retr(1), "retr 1 data");
+    pop.ok("noop");
+    pop.send_raw(b"STAT\n");
+    assert_eq!(
+        pop.read_line(),
+        format!("+OK {n} {total}"),
+        "STAT with a bare LF"
+    );
+
+    // DELE, and what a deleted message is.
+    pop.ok("DELE 2");
+    pop.err("DELE 2");
+    pop.err("LIST 2");
+    pop.err("RETR 2");
+    let size2 = list[1].1;
+    assert_eq!(
+        pop.stat(),
+        (n as u64 - 1, total - size2),
+        "STAT after DELE 2"
+    );
+    let after: Vec<u64> = pop.list().iter().map(|&(k, _)| k).collect();
+    let want: Vec<u64> = (1..=n as u64).filter(|&k| k != 2).collect();
+    assert_eq!(after, want, "LIST after DELE 2 keeps the numbering");
+
+    // RSET undoes it.
+    pop.ok("RSET");
+    assert_eq!(pop.stat(), (n as u64, total), "STAT after RSET");
+    assert_eq!(pop.cmd("LIST 2"), format!("+OK 2 {size2}"));
+    assert_eq!(pop.cmd("LAST"), "+OK 0", "LAST after RSET");
+
+    // Delete two messages for real.
+    pop.ok("DELE 1");
+    pop.ok("DELE 3");
+    pop.ok("NOOP");
+    pop.quit();
+}
+
+#[test]
+fn standalone_full_session() {
+    let mut w = World::new();
+    let u = w.user("alice", "alice-pw");
+    let mbox = tricky_mbox();
+    let path = w.write_mailbox(&u, &mbox.bytes());
+    let d = w.daemon(&[]);
+    let mut pop = d.connect();
+    full_session(&mut pop, &u, &mbox);
+    assert_bytes_eq(
+        &fs::read(&path).unwrap(),
+        &mbox.bytes_without(&[1, 3]),
+        "mailbox after DELE 1, DELE 3, QUIT",
+    );
+}
+
+#[test]
+fn inetd_full_session() {
+    let mut w = World::new();
+    let u = w.user("alice", "alice-pw");
+    let mbox = tricky_mbox();
+    let path = w.write_mailbox(&u, &mbox.bytes());
+    let (mut server, mut pop) = w.inetd(&[]);
+    pop.greeting();
+    full_session(&mut pop, &u, &mbox);
+    let status = server.wait_exit(REPLY_TIMEOUT);
+    assert!(
+        status.success(),
+        "inetd-mode pop3d exited with {status} after QUIT"
+    );
+    assert_bytes_eq(
+        &fs::read(&path).unwrap(),
+        &mbox.bytes_without(&[1, 3]),
+        "mailbox after DELE 1, DELE 3, QUIT",
+    );
+}
+
+#[test]
+fn standalone_disconnect_without_quit_changes_nothing() {
+    let mut w = World::new();
+    let u = w.user("alice", "alice-pw");
+    let mbox = tricky_mbox();
+    let path = w.write_mailbox(&u, &mbox.bytes());
+    age_file(&path);
+    let before = snapshot(&path);
+    let d = w.daemon(&[]);
+    {
+        let mut pop = d.connect();
+        pop.login(&u.name, &u.pass);
+        pop.ok("DELE 1");
+        pop.ok("DELE 3");
+        // dropped here: no QUIT
+    }
+    // The next session still sees every message, and ends cleanly.
+    let mut pop = d.connect();
+    pop.login(&u.name, &u.pass);
+    assert_eq!(pop.stat(), (mbox.len() as u64, mbox.expected_total(&[])));
+    pop.quit();
+    let after = snapshot(&path);
+    assert_bytes_eq(
+        &after.0,
+        &before.0,
+        "mailbox after DELE and a dropped connection",
+    );
+    assert_eq!(
+        after.1, before.1,
+        "mtime after DELE and a dropped connection"
+    );
+}
+
+#[test]
+fn inetd_disconnect_without_quit_changes_nothing() {
+    let mut w = World::new();
+    let u = w.user("alice", "alice-pw");
+    let mbox = tricky_mbox();
+    let path = w.write_mailbox(&u, &mbox.bytes());
+    age_file(&path);
+    let before = snapshot(&path);
+    let (mut server, mut pop) = w.inetd(&[]);
+    pop.greeting();
+    pop.login(&u.name, &u.pass);
+    pop.ok("DELE 1");
+    pop.ok("DELE 2");
+    drop(pop);
+    // The session process must notice the EOF and exit without updating.
+    server.wait_exit(REPLY_TIMEOUT);
+    let after = snapshot(&path);
+    assert_bytes_eq(&after.0, &before.0, "mailbox after DELE and EOF");
+    assert_eq!(after.1, before.1, "mtime after DELE and EOF");
+}
+
+#[test]
+fn session_without_deletions_keeps_file_and_mtime() {
+    let mut w = World::new();
+    let u = w.user("alice", "alice-pw");
+    let mbox = tricky_mbox();
+    let path = w.write_mailbox(&u, &mbox.bytes());
+    age_file(&path);
+    let before = snapshot(&path);
+    let d = w.daemon(&[]);
+    let mut pop = d.connect();
+    pop.login(&u.name, &u.pass);
+    pop.stat();
+    pop.list();
+    pop.uidl();
+    for k in 1..=mbox.len() {
+        pop.multi(&format!("RETR {k}"));
+    }
+    pop.multi("TOP 1 0");
+    // Marked and unmarked again: nothing is deleted at QUIT.
+    pop.ok("DELE 1");
+    pop.ok("RSET");
+    pop.quit();
+    let after = snapshot(&path);
+    assert_bytes_eq(&after.0, &before.0, "mailbox after a read-only session");
+    assert_eq!(after.1, before.1, "mtime after a read-only session");
+}
+
+#[test]
+fn mail_appended_during_session_is_kept() {
+    let mut w = World::new();
+    let u = w.user("alice", "alice-pw");
+    let mbox = simple_mbox(3);
+    let path = w.write_mailbox(&u, &mbox.bytes());
+    let d = w.daemon(&[]);
+    let mut pop = d.connect();
+    pop.login(&u.name, &u.pass);
+    let total = mbox.expected_total(&[]);
+    assert_eq!(pop.stat(), (3, total));
+
+    // Another delivery lands while the session is open.
+    let mut appended = FROM_LINE.to_vec();
+    appended.extend_from_slice(
+        b"From: late@example.org\nSubject: delivered during the session\n\nnew mail\n\n",
+    );
+    {
+        use std::io::Write;
+        let mut f = fs::OpenOptions::new().append(true).open(&path).unwrap();
+        f.write_all(&appended).unwrap();
+    }
+
+    pop.ok("DELE 1");
+    let (_, body) = pop.multi("RETR 2");
+    assert_bytes_eq(
+        &body.data(),
+        &mbox.expected_retr(2),
+        "RETR 2 after the append",
+    );
+    // The new message is not part of this session.
+    assert_eq!(
+        pop.stat(),
+        (2, total - mbox.expected_size(1)),
+        "STAT after the append"
+    );
+    pop.quit();
+
+    let mut want = mbox.bytes_without(&[1]);
+    want.extend_from_slice(&appended);
+    assert_bytes_eq(
+        &fs::read(&path).unwrap(),
+        &want,
+        "mailbox after expunge with appended mail",
+    );
+}
+
+#[test]
+fn missing_mailbox_is_empty() {
+    let mut w = World::new();
+    let u = w.user("alice", "alice-pw");
+    let path = w.mailbox(&u.name);
+    let d = w.daemon(&[]);
+    let mut pop = d.connect();
+    pop.login(&u.name, &u.pass);
+    assert_eq!(pop.cmd("STAT"), "+OK 0 0");
+    assert!(pop.list().is_empty(), "LIST of a missing mailbox");
+    assert!(pop.uidl().is_empty(), "UIDL of a missing mailbox");
+    pop.err("RETR 1");
+    pop.err("DELE 1");
+    pop.quit();
+    assert!(!path.exists(), "a missing mailbox must not be created");
+}
+
+#[test]
+fn every_refused_login_gets_the_same_reply() {
+    let mut w = World::new();
+    let good = w.user("alice", "alice-pw");
+    let locked = format!("!{}", mkpasswd("yescrypt", "locked-pw"));
+    w.user_with_hash("locked", "locked-pw", &locked, None);
+    w.user_with_hash("nohash", "anything", "", None);
+    let root_hash = mkpasswd("yescrypt", "root-pw");
+    w.user_with_hash("toor", "root-pw", &root_hash, Some(0));
+    w.write_mailbox(&good, &simple_mbox(1).bytes());
+    let d = w.daemon(&[]);
+    let cases = [
+        ("alice", "not-alice-pw", "wrong password"),
+        ("nosuchuser", "alice-pw", "unknown user"),
+        ("locked", "locked-pw", "locked account (!hash)"),
+        ("nohash", "anything", "empty hash field"),
+        ("toor", "root-pw", "uid 0 account"),
+    ];
+    for (user, pass, why) in cases {
+        let mut pop = d.connect();
+        pop.ok(&format!("USER {user}"));
+        assert_eq!(pop.cmd(&format!("PASS {pass}")), AUTH_FAILED, "{why}");
+        // The session goes on after one failure.
+        pop.quit();
+    }
+    // The daemon still serves the good account.
+    let mut pop = d.connect();
+    pop.login(&good.name, &good.pass);
+    assert_eq!(pop.stat().0, 1);
+    pop.quit();
+}
+
+#[test]
+fn third_failed_login_closes_the_connection() {
+    let mut w = World::new();
+    let u = w.user("alice", "alice-pw");
+    let d = w.daemon(&[]);
+    let mut pop = d.connect();
+    for _ in 0..3 {
+        pop.ok(&format!("USER {}", u.name));
+        assert_eq!(pop.cmd("PASS wrong"), AUTH_FAILED);
+    }
+    pop.set_read_timeout(Duration::from_secs(10));
+    pop.expecting("the close after the third failed PASS");
+    pop.expect_closed();
+}
+
+#[test]
+fn uidl_is_popa3d_compatible_and_stable() {
+    let mut w = World::new();
+    let u = w.user("alice", "alice-pw");
+    // Each message's popa3d UIDL is unique in this mailbox, so ours must be
+    // the same (values verified against Debian's popa3d).
+    let mbox = Mbox::new()
+        .msg("Received: from x by y; Mon, 1 Jan 2024 00:00:00 +0000\nSubject: a\n\nbody a\n")
+        .msg("Subject: no selected header\n\nbody b\n")
+        .msg("Message-ID: <c@example.org>\nSubject: c\n\nbody c\n");
+    let path = w.write_mailbox(&u, &mbox.bytes());
+    let d = w.daemon(&[]);
+    let mut pop = d.connect();
+    pop.login(&u.name, &u.pass);
+    let uidl = pop.uidl();
+    let want = [
+        (1, "fed9c3594b4c341c"),
+        (2, "d98c1dd404b2008f"),
+        (3, "e473b9f1609c1392"),
+    ];
+    let want: Vec<(u64, String)> = want.iter().map(|&(k, u)| (k, u.to_owned())).collect();
+    assert_eq!(uidl, want, "UIDL");
+    pop.ok("DELE 1");
+    pop.quit();
+    assert_bytes_eq(
+        &fs::read(&path).unwrap(),
+        &mbox.bytes_without(&[1]),
+        "mailbox after DELE 1",
+    );
+
+    // After the expunge the remaining messages keep their UIDs.
+    let mut pop = d.connect();
+    pop.login(&u.name, &u.pass);
+    assert_eq!(
+        pop.uidl(),
+        vec![(1, want[1].1.clone()), (2, want[2].1.clone())]
+    );
+    pop.quit();
+}
+
+#[test]
+fn bad_flag_prints_usage_and_fails() {
+    let out = pop3d_command()
+        .arg("--no-such-flag")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run pop3d");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "pop3d --no-such-flag exited with {}",
+        out.status
+    );
+    assert!(
+        stderr.contains("--no-such-flag") || stderr.to_lowercase().contains("usage"),
+        "stderr should carry the usage or name the bad flag, got {stderr:?}"
+    );
+}
+
+#[test]
+fn version_flag() {
+    let out = pop3d_command()
+        .arg("-V")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run pop3d -V");
+    assert!(out.status.success(), "pop3d -V exited with {}", out.status);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        stdout.trim_end(),
+        format!("pop3d version {}", env!("CARGO_PKG_VERSION")),
+        "pop3d -V output"
+    );
+}
+
+#[test]
+fn connections_beyond_max_sessions_are_refused() {
+    let mut w = World::new();
+    let a = w.user("alice", "alice-pw");
+    let b = w.user("bob", "bob-pw");
+    w.write_mailbox(&a, &simple_mbox(1).bytes());
+    w.write_mailbox(&b, &simple_mbox(2).bytes());
+    let d = w.daemon(&["--max-sessions", "2"]);
+    let mut c1 = d.connect();
+    let mut c2 = d.connect();
+
+    // The third is closed at once, at most after an -ERR line.
+    let mut c3 = d.connect_raw();
+    c3.set_read_timeout(Duration::from_secs(10));
+    c3.expecting("the third connection to be closed (--max-sessions 2)");
+    if let Some(line) = c3.read_raw_line() {
+        let line = String::from_utf8_lossy(&line);
+        assert!(line.starts_with("-ERR"), "third connection got {line:?}");
+        c3.expect_closed();
+    }
+
+    // The first two are served.
+    c1.login(&a.name, &a.pass);
+    c2.login(&b.name, &b.pass);
+    assert_eq!(c1.stat().0, 1);
+    assert_eq!(c2.stat().0, 2);
+    c1.quit();
+
+    // Once a session has ended there is room again.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let mut c = d.connect_raw();
+        c.set_read_timeout(Duration::from_secs(10));
+        c.expecting("a greeting after a session ended");
+        match c.read_raw_line() {
+            Some(l) if l.starts_with(b"+OK") => {
+                c.login(&a.name, &a.pass);
+                c.quit();
+                break;
+            }
+            other => {
+                assert!(
+                    Instant::now() < deadline,
+                    "no new session accepted after one of two ended: {:?}",
+                    other.map(|l| String::from_utf8_lossy(&l).into_owned())
+                );
+                thread::sleep(Duration::from_millis(100));
+            }
+        }
+    }
+    c2.quit();
+}
+
+/// The CAPA lines, as strings.
+fn capa(pop: &mut Pop3) -> Vec<String> {
+    let (_, body) = pop.multi("CAPA");
+    body.text()
+}
+
+#[test]
+fn capa_lists_the_extensions() {
+    let mut w = World::new();
+    let u = w.user("alice", "alice-pw");
+    let d = w.daemon(&[]);
+    let mut pop = d.connect();
+    let implementation = format!("IMPLEMENTATION pop3d-{}", env!("CARGO_PKG_VERSION"));
+    let before = capa(&mut pop);
+    for want in [
+        "TOP",
+        "UIDL",
+        "USER",
+        "PIPELINING",
+        "RESP-CODES",
+        "AUTH-RESP-CODE",
+        implementation.as_str(),
+    ] {
+        assert!(
+            before.iter().any(|l| l == want),
+            "CAPA before login lacks {want:?}: {before:?}"
+        );
+    }
+    pop.login(&u.name, &u.pass);
+    let after = capa(&mut pop);
+    for want in [
+        "TOP",
+        "UIDL",
+        "PIPELINING",
+        "RESP-CODES",
+        implementation.as_str(),
+    ] {
+        assert!(
+            after.iter().any(|l| l == want),
+            "CAPA after login lacks {want:?}: {after:?}"
+        );
+    }
+    pop.quit();
+}
+
+#[test]
+fn pipelined_commands_are_answered_in_order() {
+    let mut w = World::new();
+    let u = w.user("alice", "alice-pw");
+    let mbox = tricky_mbox();
+    w.write_mailbox(&u, &mbox.bytes());
+    let d = w.daemon(&[]);
+    let mut pop = d.connect();
+    let n = mbox.len();
+    let total = mbox.expected_total(&[]);
+
+    // Login and a first command in one write.
+    pop.send_raw(format!("USER {}\r\nPASS {}\r\nSTAT\r\n", u.name, u.pass).as_bytes());
+    let r = pop.read_line();
+    assert!(is_ok(&r), "USER: {r:?}");
+    let r = pop.read_line();
+    assert!(is_ok(&r), "PASS: {r:?}");
+    assert_eq!(
+        pop.read_line(),
+        format!("+OK {n} {total}"),
+        "pipelined STAT"
+    );
+
+    // A burst mixing multi-line, single-line and failing commands.
+    let mut burst = String::new();
+    for k in 1..=n {
+        burst.push_str(&format!("RETR {k}\r\nLIST {k}\r\nXYZZY\r\nTOP {k} 1\r\n"));
+    }
+    burst.push_str("NOOP\r\n");
+    pop.send_raw(burst.as_bytes());
+    for k in 1..=n {
+        let size = mbox.expected_size(k);
+        let r = pop.read_line();
+        assert_eq!(first_number(&r), Some(size), "pipelined RETR {k}: {r:?}");
+        let body = pop.read_body();
+        assert_bytes_eq(
+            &body.data(),
+            &mbox.expected_retr(k),
+            &format!("pipelined RETR {k}"),
+        );
+        assert_eq!(
+            pop.read_line(),
+            format!("+OK {k} {size}"),
+            "pipelined LIST {k}"
+        );
+        let r = pop.read_line();
+        assert!(is_err(&r), "pipelined XYZZY: {r:?}");
+        let r = pop.read_line();
+        assert!(is_ok(&r), "pipelined TOP {k} 1: {r:?}");
+        let body = pop.read_body();
+        assert_bytes_eq(
+            &body.data(),
+            &mbox.expected_top(k, 1),
+            &format!("pipelined TOP {k} 1"),
+        );
+    }
+    let r = pop.read_line();
+    assert!(is_ok(&r), "pipelined NOOP: {r:?}");
+    pop.quit();
+}
