@@ -128,7 +128,11 @@ mod tests {
         );
         assert_eq!(l.admit(ip("::1"), t0 + Duration::from_secs(10)), Ok(()));
         // A long session releases at once when it ends.
-        l.release(ip("::1"), t0 + Duration::from_secs(10), t0 + Duration::from_secs(100));
+        l.release(
+            ip("::1"),
+            t0 + Duration::from_secs(10),
+            t0 + Duration::from_secs(100),
+        );
         assert_eq!(l.busy(), 0);
         assert_eq!(l.admit(ip("::1"), t0 + Duration::from_secs(100)), Ok(()));
     }

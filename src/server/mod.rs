@@ -122,8 +122,8 @@ pub fn run(cfg: Config) -> Result<(), String> {
 
     let mut listeners = Vec::new();
     if cfg.daemon {
-        let inherited =
-            crate::sys::net::inherited_listeners().map_err(|e| format!("socket activation: {e}"))?;
+        let inherited = crate::sys::net::inherited_listeners()
+            .map_err(|e| format!("socket activation: {e}"))?;
         if inherited.is_empty() {
             for addr in &cfg.listen {
                 let l = bind(*addr).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
@@ -207,11 +207,12 @@ pub fn run(cfg: Config) -> Result<(), String> {
     result
 }
 
-/// The spool directory's group, when members of it may create files there.
+/// The spool directory's group, when members of it may create files there
+/// (Debian's root:mail 2775). Never group 0: root's group grants too much.
 fn spool_group(spool: &std::path::Path) -> Option<u32> {
     use std::os::unix::fs::MetadataExt;
     let meta = std::fs::metadata(spool).ok()?;
-    (meta.is_dir() && meta.mode() & 0o020 != 0).then(|| meta.gid())
+    (meta.is_dir() && meta.mode() & 0o020 != 0 && meta.gid() != 0).then(|| meta.gid())
 }
 
 /// A listening socket with SO_REUSEADDR; IPv6 sockets are v6-only so that
@@ -379,14 +380,20 @@ impl Server {
                 self.limits.admit(ip, now)
             };
             if let Err(why) = admitted {
-                if self.last_limit_log.is_none_or(|t| now.duration_since(t) >= self.cfg.min_delay) {
+                if self
+                    .last_limit_log
+                    .is_none_or(|t| now.duration_since(t) >= self.cfg.min_delay)
+                {
                     self.last_limit_log = Some(now);
                     match why {
                         Refused::Sessions => notice!("{ip}: sessions limit reached"),
                         Refused::PerSource => notice!("{ip}: per source limit reached"),
                     }
                 }
-                refuse(stream, b"-ERR [SYS/TEMP] too many sessions, try again later\r\n");
+                refuse(
+                    stream,
+                    b"-ERR [SYS/TEMP] too many sessions, try again later\r\n",
+                );
                 continue;
             }
             process::set_nodelay(stream.as_raw_fd());

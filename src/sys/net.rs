@@ -134,10 +134,18 @@ pub fn inherited_listeners() -> io::Result<Vec<TcpListener>> {
         // SAFETY: `kind`/`len` are live and sized; an fd that is not a socket
         // makes getsockopt fail, which is reported.
         check(unsafe {
-            libc::getsockopt(fd, libc::SOL_SOCKET, libc::SO_TYPE, (&mut kind as *mut libc::c_int).cast(), &mut len)
+            libc::getsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                libc::SO_TYPE,
+                (&mut kind as *mut libc::c_int).cast(),
+                &mut len,
+            )
         })?;
         if kind != libc::SOCK_STREAM {
-            return Err(io::Error::other(format!("inherited fd {fd} is not a stream socket")));
+            return Err(io::Error::other(format!(
+                "inherited fd {fd} is not a stream socket"
+            )));
         }
         // SAFETY: systemd passed `fd` to us and nothing else in this process
         // owns it; ownership moves into the listener.

@@ -94,8 +94,14 @@ pub fn become_user(uid: u32, gid: u32, extra: Option<u32>) -> io::Result<()> {
     // SAFETY: plain integer argument, no memory effects.
     check(unsafe { libc::setuid(uid) })?;
     // SAFETY: getters without preconditions.
-    let (ruid, euid, rgid, egid) =
-        unsafe { (libc::getuid(), libc::geteuid(), libc::getgid(), libc::getegid()) };
+    let (ruid, euid, rgid, egid) = unsafe {
+        (
+            libc::getuid(),
+            libc::geteuid(),
+            libc::getgid(),
+            libc::getegid(),
+        )
+    };
     if ruid != uid || euid != uid || rgid != gid || egid != gid {
         return Err(io::Error::new(
             io::ErrorKind::PermissionDenied,

@@ -318,6 +318,10 @@ impl World {
             self.shadow.clone().into(),
             "--log".into(),
             "stderr".into(),
+            // Failed logins are answered at once here; the delay itself has
+            // its own tests.
+            "--fail-delay".into(),
+            "0".into(),
         ]
     }
 
