@@ -45,6 +45,19 @@ struct Args {
     /// most concurrent sessions (default 500)
     #[argh(option)]
     max_sessions: Option<usize>,
+    /// most sessions per client address (default 50)
+    #[argh(option)]
+    max_per_source: Option<usize>,
+    /// seconds a session counts against the limits at least, even if it ends
+    /// sooner (default 10)
+    #[argh(option)]
+    min_delay: Option<u64>,
+    /// with -D: write the daemon's pid to FILE
+    #[argh(option)]
+    pidfile: Option<PathBuf>,
+    /// seconds open sessions get to finish after SIGTERM/SIGINT (default 10)
+    #[argh(option)]
+    grace: Option<u64>,
     /// seconds of inactivity after login before the connection is closed (default 600)
     #[argh(option)]
     idle_timeout: Option<u64>,
@@ -112,6 +125,22 @@ fn config_from(args: Args) -> Result<Config, String> {
         }
         cfg.max_sessions = n;
     }
+    if let Some(n) = args.max_per_source {
+        if n == 0 {
+            return Err("--max-per-source must be at least 1".into());
+        }
+        cfg.max_per_source = n;
+    }
+    if let Some(s) = args.min_delay {
+        cfg.min_delay = Duration::from_secs(s);
+    }
+    if let Some(s) = args.grace {
+        cfg.shutdown_grace = Duration::from_secs(s);
+    }
+    if args.pidfile.is_some() && !cfg.daemon {
+        return Err("--pidfile needs -D".into());
+    }
+    cfg.pidfile = args.pidfile;
     if let Some(s) = args.idle_timeout {
         cfg.idle_timeout = Duration::from_secs(s.max(1));
     }
