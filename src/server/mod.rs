@@ -5,6 +5,7 @@
 //! same loop with no listener and exactly one connection on fd 0/1, ending when
 //! that connection ends.
 
+pub mod access;
 pub mod auth_pool;
 pub mod conn;
 pub mod limits;
