@@ -117,6 +117,10 @@ pub struct Config {
     pub shutdown_grace: Duration,
     /// Daemon mode: file to write the pid into.
     pub pidfile: Option<PathBuf>,
+    /// hosts_access(5) files (missing files permit everyone).
+    pub hosts_allow: PathBuf,
+    /// See `hosts_allow`.
+    pub hosts_deny: PathBuf,
     /// Idle timeout after login (RFC 1939: at least 10 minutes).
     pub idle_timeout: Duration,
     /// Timeout before login completes.
@@ -149,6 +153,8 @@ impl Default for Config {
             min_delay: Duration::from_secs(10),
             shutdown_grace: Duration::from_secs(10),
             pidfile: None,
+            hosts_allow: PathBuf::from("/etc/hosts.allow"),
+            hosts_deny: PathBuf::from("/etc/hosts.deny"),
             idle_timeout: Duration::from_secs(600),
             login_timeout: Duration::from_secs(60),
             fail_delay: Duration::from_secs(2),

@@ -42,6 +42,12 @@ struct Args {
     /// log destination: syslog or stderr (default syslog; stderr with -F)
     #[argh(option, from_str_fn(parse_log))]
     log: Option<LogTarget>,
+    /// hosts_access(5) allow file (default /etc/hosts.allow; daemon name pop3d)
+    #[argh(option)]
+    hosts_allow: Option<PathBuf>,
+    /// hosts_access(5) deny file (default /etc/hosts.deny)
+    #[argh(option)]
+    hosts_deny: Option<PathBuf>,
     /// most concurrent sessions (default 500)
     #[argh(option)]
     max_sessions: Option<usize>,
@@ -124,6 +130,12 @@ fn config_from(args: Args) -> Result<Config, String> {
             return Err("--max-sessions must be at least 1".into());
         }
         cfg.max_sessions = n;
+    }
+    if let Some(p) = args.hosts_allow {
+        cfg.hosts_allow = p;
+    }
+    if let Some(p) = args.hosts_deny {
+        cfg.hosts_deny = p;
     }
     if let Some(n) = args.max_per_source {
         if n == 0 {

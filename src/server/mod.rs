@@ -29,6 +29,7 @@ use crate::sys::process;
 use crate::sys::signal::SignalFd;
 use crate::{crit, info, notice};
 
+use access::{Rules, Watcher};
 use auth_pool::{AuthPool, Outcome};
 use conn::{Conn, Request, Status, Stream};
 use limits::{Limits, Refused};
@@ -81,6 +82,11 @@ struct Server {
     last_limit_log: Option<Instant>,
     /// The spool directory's group when it is group-writable (for dot-locks).
     spool_group: Option<u32>,
+    /// hosts_access(5) rules and the watcher that reloads them.
+    access: Rules,
+    watcher: Watcher,
+    /// Our name for daemon lists (basename of argv[0]).
+    daemon_name: String,
 }
 
 /// A refusal to deliver later.
@@ -117,6 +123,16 @@ pub fn run(cfg: Config) -> Result<(), String> {
     };
     crate::auth::check_files(&settings)?;
 
+    let mut watcher = Watcher::new(&cfg.hosts_allow, &cfg.hosts_deny);
+    let access = load_rules(&mut watcher);
+    let daemon_name = std::env::args_os()
+        .next()
+        .and_then(|a| {
+            std::path::Path::new(&a)
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+        })
+        .unwrap_or_else(|| access::DAEMON.to_string());
     // Before any thread exists, so every thread inherits the blocked mask.
     let signals = SignalFd::new().map_err(|e| format!("signalfd: {e}"))?;
     let spool_group = spool_group(&cfg.spool);
@@ -176,6 +192,9 @@ pub fn run(cfg: Config) -> Result<(), String> {
         accept_paused: None,
         last_limit_log: None,
         spool_group,
+        access,
+        watcher,
+        daemon_name,
     };
     server
         .poll
@@ -197,6 +216,11 @@ pub fn run(cfg: Config) -> Result<(), String> {
         let (r, w) = process::inetd_fds().map_err(|e| format!("inetd descriptors: {e}"))?;
         process::set_nodelay(w.as_raw_fd());
         let peer = peer_of_fd0();
+        if let Some(ip) = peer
+            && !server.permitted(ip)
+        {
+            return Ok(());
+        }
         server
             .add(Stream::Fds { r, w }, peer)
             .map_err(|e| format!("inetd descriptors: {e}"))?;
@@ -206,6 +230,15 @@ pub fn run(cfg: Config) -> Result<(), String> {
         let _ = std::fs::remove_file(path);
     }
     result
+}
+
+/// Loads the access rules, logging every warning.
+fn load_rules(watcher: &mut Watcher) -> Rules {
+    let (rules, warnings) = watcher.load();
+    for w in warnings {
+        notice!("access rules: {w}");
+    }
+    rules
 }
 
 /// The spool directory's group, when members of it may create files there
@@ -329,6 +362,10 @@ impl Server {
                 last_sweep = Instant::now();
                 self.sweep_timeouts();
                 self.limits.expire(last_sweep);
+                if self.watcher.changed() {
+                    info!("access rules changed, reloading");
+                    self.access = load_rules(&mut self.watcher);
+                }
             }
         }
     }
@@ -338,7 +375,10 @@ impl Server {
     fn signals(&mut self) {
         while let Some(sig) = self.signals.next() {
             match sig {
-                libc::SIGHUP => info!("SIGHUP: nothing to reload"),
+                libc::SIGHUP => {
+                    info!("SIGHUP: reloading access rules");
+                    self.access = load_rules(&mut self.watcher);
+                }
                 _ => {
                     if self.shutdown_at.is_none() {
                         info!(
@@ -354,6 +394,18 @@ impl Server {
                 }
             }
         }
+    }
+
+    /// Checks `ip` against the access rules, logging a refusal.
+    fn permitted(&self, ip: IpAddr) -> bool {
+        let verdict = self.access.check(&self.daemon_name, ip);
+        if !verdict.permit {
+            notice!(
+                "{ip}: refused by access rules ({})",
+                verdict.origin.unwrap_or("default")
+            );
+        }
+        verdict.permit
     }
 
     fn accept(&mut self, idx: usize) {
@@ -374,6 +426,9 @@ impl Server {
                 }
             };
             let ip = addr.ip();
+            if !self.permitted(ip) {
+                continue;
+            }
             let now = Instant::now();
             let admitted = if self.free.is_empty() {
                 Err(Refused::Sessions)
