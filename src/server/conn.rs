@@ -16,8 +16,9 @@ use mio::unix::SourceFd;
 use mio::{Interest, Registry, Token};
 
 use crate::config::{OUTPUT_BUF, SessionLimits, TURN_OUTPUT_BUDGET};
-use crate::mbox::Mailbox;
 use crate::pop3::{Buffer, Credentials, End, Session, Want};
+
+use super::mailbox::UserMailbox;
 
 /// The byte stream of a connection.
 pub enum Stream {
@@ -105,7 +106,7 @@ pub struct Conn {
     /// Time of the last progress in either direction.
     pub last_activity: Instant,
     /// The protocol state.
-    pub session: Session<Mailbox>,
+    pub session: Session<UserMailbox>,
     /// Reply bytes waiting to be written.
     pub out: Buffer,
     readable: bool,

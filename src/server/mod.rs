@@ -9,6 +9,7 @@ pub mod access;
 pub mod auth_pool;
 pub mod conn;
 pub mod limits;
+pub mod mailbox;
 
 use std::collections::{HashMap, VecDeque};
 use std::io;
@@ -33,6 +34,7 @@ use access::{Rules, Watcher};
 use auth_pool::{AuthPool, Outcome};
 use conn::{Conn, Request, Status, Stream};
 use limits::{Limits, Refused};
+use mailbox::UserMailbox;
 
 /// Token of the auth pool's waker.
 const WAKER: Token = Token(usize::MAX - 1);
@@ -528,8 +530,8 @@ impl Server {
                 let path = spool.join(&account.name);
                 match open_mailbox(identity, &account, &path, &limits, spool_group) {
                     Ok(mb) => {
-                        let count = mb.count();
-                        let bytes: u64 = (0..count).map(|i| mb.size(i)).sum();
+                        let count = crate::pop3::Store::count(&mb);
+                        let bytes: u64 = (0..count).map(|i| crate::pop3::Store::size(&mb, i)).sum();
                         info!(
                             "{count} messages ({bytes} bytes) loaded for {}",
                             account.name
@@ -623,13 +625,13 @@ fn open_mailbox(
     path: &std::path::Path,
     limits: &crate::config::MailboxLimits,
     spool_group: Option<u32>,
-) -> Result<Mailbox, MboxError> {
+) -> Result<UserMailbox, MboxError> {
     match identity {
-        Identity::Unprivileged => Mailbox::open(path, limits),
+        Identity::Unprivileged => Ok(UserMailbox::new(Mailbox::open(path, limits)?, None)),
         Identity::RootDaemon => {
-            let _as_user =
-                process::FsIdentity::enter(account.uid, account.gid).map_err(MboxError::Io)?;
-            Mailbox::open(path, limits)
+            let ids = (account.uid, account.gid);
+            let _as_user = process::FsIdentity::enter(ids.0, ids.1).map_err(MboxError::Io)?;
+            Ok(UserMailbox::new(Mailbox::open(path, limits)?, Some(ids)))
         }
         Identity::RootInetd => {
             if let Err(e) = process::become_user(account.uid, account.gid, spool_group) {
@@ -637,7 +639,7 @@ fn open_mailbox(
                 // Continuing as root would be unsafe: stop here.
                 std::process::exit(1);
             }
-            Mailbox::open(path, limits)
+            Ok(UserMailbox::new(Mailbox::open(path, limits)?, None))
         }
     }
 }

@@ -1,0 +1,59 @@
+//! The mailbox as a session sees it in the server: a [`Mailbox`] plus the
+//! identity its file-system work must run under. In root daemon mode every
+//! operation that may create or change files next to the mailbox (locks,
+//! expunge) runs with the user's fsuid/fsgid, exactly like the open did.
+
+use crate::mbox::{Expunged, Mailbox, MboxError, Uid};
+use crate::pop3::Store;
+use crate::sys::process::FsIdentity;
+
+/// A user's open mailbox.
+#[derive(Debug)]
+pub struct UserMailbox {
+    inner: Mailbox,
+    /// (uid, gid) to take for file-system work; None when no change is needed.
+    as_user: Option<(u32, u32)>,
+}
+
+impl UserMailbox {
+    /// Wraps an open mailbox.
+    pub fn new(inner: Mailbox, as_user: Option<(u32, u32)>) -> UserMailbox {
+        UserMailbox { inner, as_user }
+    }
+
+    /// Runs `f` under the user's file-system identity.
+    fn as_user<T>(
+        &mut self,
+        f: impl FnOnce(&mut Mailbox) -> Result<T, MboxError>,
+    ) -> Result<T, MboxError> {
+        let _guard = match self.as_user {
+            Some((uid, gid)) => Some(FsIdentity::enter(uid, gid).map_err(MboxError::Io)?),
+            None => None,
+        };
+        f(&mut self.inner)
+    }
+}
+
+impl Store for UserMailbox {
+    fn count(&self) -> usize {
+        self.inner.count()
+    }
+    fn size(&self, i: usize) -> u64 {
+        self.inner.size(i)
+    }
+    fn uid(&self, i: usize) -> Uid {
+        self.inner.uid(i)
+    }
+    fn data_len(&self, i: usize) -> u64 {
+        self.inner.data_len(i)
+    }
+    fn verify(&mut self) -> Result<(), MboxError> {
+        self.as_user(Mailbox::verify)
+    }
+    fn read_data(&mut self, i: usize, offset: u64, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.inner.read_data(i, offset, buf)
+    }
+    fn expunge(&mut self, deleted: &[bool]) -> Result<Expunged, MboxError> {
+        self.as_user(|mb| mb.expunge(deleted))
+    }
+}
