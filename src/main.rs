@@ -172,19 +172,36 @@ fn config_from(args: Args) -> Result<Config, String> {
     Ok(cfg)
 }
 
+/// True when fd 2 is the same socket as fd 0 (as inetd sets it up).
+fn stderr_is_the_client() -> bool {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    match (
+        std::fs::metadata("/proc/self/fd/0"),
+        std::fs::metadata("/proc/self/fd/2"),
+    ) {
+        (Ok(a), Ok(b)) => a.file_type().is_socket() && a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
+    }
+}
+
 fn main() -> ExitCode {
     let args: Args = argh::from_env();
     if args.version {
         println!("pop3d version {}", env!("CARGO_PKG_VERSION"));
         return ExitCode::SUCCESS;
     }
-    let cfg = match config_from(args) {
+    let mut cfg = match config_from(args) {
         Ok(cfg) => cfg,
         Err(e) => {
             eprintln!("pop3d: {e}");
             return ExitCode::from(2);
         }
     };
+    if !cfg.daemon && cfg.log == LogTarget::Stderr && stderr_is_the_client() {
+        // inetd passes the connection as fd 0, 1 and 2: log lines written to
+        // stderr would go to the client. Use syslog instead.
+        cfg.log = LogTarget::Syslog;
+    }
     pop3d::log::init(cfg.log);
     match pop3d::server::run(cfg) {
         Ok(()) => ExitCode::SUCCESS,

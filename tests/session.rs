@@ -628,3 +628,48 @@ fn pipelined_commands_are_answered_in_order() {
     assert!(is_ok(&r), "pipelined NOOP: {r:?}");
     pop.quit();
 }
+
+/// inetd hands the connection over as fd 0, 1 and 2. Log lines must then not
+/// be written to fd 2, or the client would read them as replies.
+#[test]
+fn inetd_never_logs_into_the_connection() {
+    use std::io::{Read, Write};
+    use std::os::fd::OwnedFd;
+    use std::os::unix::net::UnixStream;
+    use std::process::Stdio;
+
+    let mut w = World::new();
+    let u = w.user("alice", "alice-pw");
+    w.write_mailbox(&u, &simple_mbox(2).bytes());
+    let (mut ours, theirs) = UnixStream::pair().expect("socketpair");
+    let mut cmd = pop3d_command();
+    cmd.args(w.args())
+        .stdin(Stdio::from(OwnedFd::from(theirs.try_clone().unwrap())))
+        .stdout(Stdio::from(OwnedFd::from(theirs.try_clone().unwrap())))
+        .stderr(Stdio::from(OwnedFd::from(theirs)));
+    let mut child = cmd.spawn().expect("spawn pop3d");
+    drop(cmd);
+    ours.set_read_timeout(Some(REPLY_TIMEOUT)).unwrap();
+    write!(
+        ours,
+        "USER {}\r\nPASS {}\r\nSTAT\r\nQUIT\r\n",
+        u.name, u.pass
+    )
+    .unwrap();
+    let mut wire = Vec::new();
+    ours.read_to_end(&mut wire)
+        .expect("read until the server closes");
+    let wire = String::from_utf8_lossy(&wire);
+    assert!(child.wait().expect("wait").success());
+    let lines: Vec<&str> = wire.lines().collect();
+    assert_eq!(
+        lines.len(),
+        5,
+        "exactly five replies, no log lines: {wire:?}"
+    );
+    assert!(lines[3].starts_with("+OK 2 "), "{wire:?}");
+    assert!(
+        !wire.contains("pop3d["),
+        "a log line reached the client: {wire:?}"
+    );
+}
