@@ -105,6 +105,8 @@ pub struct Config {
     pub shadow: PathBuf,
     /// Log destination.
     pub log: LogTarget,
+    /// The syslog socket.
+    pub syslog_socket: PathBuf,
     /// Most concurrent sessions (size of the connection table).
     pub max_sessions: usize,
     /// Most sessions per client address.
@@ -148,6 +150,7 @@ impl Default for Config {
             passwd: PathBuf::from(DEFAULT_PASSWD),
             shadow: PathBuf::from(DEFAULT_SHADOW),
             log: LogTarget::Syslog,
+            syslog_socket: PathBuf::from("/dev/log"),
             max_sessions: 500,
             max_per_source: 50,
             min_delay: Duration::from_secs(10),

@@ -29,20 +29,23 @@ const FACILITY_MAIL: u8 = 2 << 3;
 
 struct Logger {
     target: LogTarget,
+    path: std::path::PathBuf,
     socket: Mutex<Option<UnixDatagram>>,
 }
 
 static LOGGER: OnceLock<Logger> = OnceLock::new();
 
-/// Chooses the destination. Call once, before any privilege change or chroot,
-/// so `/dev/log` can still be reached. Later calls are ignored.
-pub fn init(target: LogTarget) {
+/// Chooses the destination; `syslog_path` is the syslog socket (normally
+/// `/dev/log`). Call once, before any privilege change or chroot, so the
+/// socket can still be reached. Later calls are ignored.
+pub fn init(target: LogTarget, syslog_path: &std::path::Path) {
     let socket = match target {
-        LogTarget::Syslog => connect(),
+        LogTarget::Syslog => connect(syslog_path),
         LogTarget::Stderr => None,
     };
     let _ = LOGGER.set(Logger {
         target,
+        path: syslog_path.to_path_buf(),
         socket: Mutex::new(socket),
     });
 }
@@ -52,9 +55,9 @@ pub fn target() -> LogTarget {
     LOGGER.get().map_or(LogTarget::Stderr, |l| l.target)
 }
 
-fn connect() -> Option<UnixDatagram> {
+fn connect(path: &std::path::Path) -> Option<UnixDatagram> {
     let s = UnixDatagram::unbound().ok()?;
-    s.connect("/dev/log").ok()?;
+    s.connect(path).ok()?;
     Some(s)
 }
 
@@ -78,7 +81,7 @@ pub fn write(level: Level, args: fmt::Arguments<'_>) {
             // Reconnect once if syslogd was restarted.
             for _ in 0..2 {
                 if guard.is_none() {
-                    *guard = connect();
+                    *guard = connect(&logger.path);
                 }
                 match guard.as_ref().map(|s| s.send(line.as_bytes())) {
                     Some(Ok(_)) | None => break,

@@ -48,6 +48,9 @@ struct Args {
     /// hosts_access(5) deny file (default /etc/hosts.deny)
     #[argh(option)]
     hosts_deny: Option<PathBuf>,
+    /// syslog socket for --log syslog (default /dev/log)
+    #[argh(option)]
+    syslog_socket: Option<PathBuf>,
     /// most concurrent sessions (default 500)
     #[argh(option)]
     max_sessions: Option<usize>,
@@ -131,6 +134,9 @@ fn config_from(args: Args) -> Result<Config, String> {
         }
         cfg.max_sessions = n;
     }
+    if let Some(p) = args.syslog_socket {
+        cfg.syslog_socket = p;
+    }
     if let Some(p) = args.hosts_allow {
         cfg.hosts_allow = p;
     }
@@ -202,7 +208,7 @@ fn main() -> ExitCode {
         // stderr would go to the client. Use syslog instead.
         cfg.log = LogTarget::Syslog;
     }
-    pop3d::log::init(cfg.log);
+    pop3d::log::init(cfg.log, &cfg.syslog_socket);
     match pop3d::server::run(cfg) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
