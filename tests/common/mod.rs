@@ -14,7 +14,7 @@
 use std::ffi::OsString;
 use std::fs;
 use std::io::{self, BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::os::fd::OwnedFd;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::os::unix::net::UnixStream;
@@ -1215,4 +1215,433 @@ pub fn process_tree(pid: u32) -> Vec<u32> {
         i += 1;
     }
     tree
+}
+
+// ---------------------------------------------------------------------------
+// Daemon control, process facts and client helpers for the daemon_* and ext_*
+// tests.
+
+impl Daemon {
+    /// Sends `sig` (a name such as "TERM" or "HUP") to the server process.
+    pub fn signal(&self, sig: &str) {
+        send_signal(self.pid(), sig);
+    }
+
+    /// Waits for the server to exit on its own (failing after `timeout`).
+    pub fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(s) = self.child.try_wait().expect("try_wait") {
+                return s;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "pop3d did not exit within {timeout:?}"
+            );
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Waits until a log line satisfies `pred` and returns it; `None` after
+    /// `timeout`.
+    pub fn wait_log(&self, timeout: Duration, pred: impl Fn(&str) -> bool) -> Option<String> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(l) = self.log().into_iter().find(|l| pred(l)) {
+                return Some(l);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Resident set size of the server process in KiB (VmRSS). Under
+    /// `$TEST_EXEC_RUNNER` this is the runner's (qemu's) process.
+    pub fn rss_kib(&self) -> u64 {
+        proc_status_kib(self.pid(), "VmRSS")
+            .unwrap_or_else(|| panic!("no VmRSS for pop3d (pid {})", self.pid()))
+    }
+}
+
+/// `kill -SIG pid` (the signal by name, e.g. "TERM").
+pub fn send_signal(pid: u32, sig: &str) {
+    let st = Command::new("kill")
+        .args([&format!("-{sig}"), &pid.to_string()])
+        .status()
+        .expect("run kill");
+    assert!(st.success(), "kill -{sig} {pid} failed: {st}");
+}
+
+/// A `/proc/<pid>/status` field given in kB (e.g. "VmRSS"), as a number of
+/// KiB; `None` if the process or the field is gone.
+pub fn proc_status_kib(pid: u32, name: &str) -> Option<u64> {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status
+        .lines()
+        .find(|l| l.starts_with(&format!("{name}:")))?;
+    line[name.len() + 1..]
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// (soft, hard) RLIMIT_NOFILE of this process, from /proc/self/limits
+/// ("unlimited" as u64::MAX).
+pub fn nofile_limits() -> (u64, u64) {
+    let limits = fs::read_to_string("/proc/self/limits").expect("read /proc/self/limits");
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .expect("no \"Max open files\" in /proc/self/limits");
+    let f: Vec<&str> = line["Max open files".len()..].split_whitespace().collect();
+    let p = |s: &str| -> u64 {
+        if s == "unlimited" {
+            u64::MAX
+        } else {
+            s.parse().expect("number in /proc/self/limits")
+        }
+    };
+    (p(f[0]), p(f[1]))
+}
+
+/// Makes sure this test process (and so every server it starts afterwards)
+/// may open at least `n` descriptors, raising the soft limit (and, as root,
+/// the hard one) with prlimit(1) from util-linux; fails naming the limit
+/// otherwise. Needs no `unsafe`: prlimit changes another process's limits.
+pub fn raise_nofile(n: u64) {
+    let (soft, hard) = nofile_limits();
+    if soft >= n {
+        return;
+    }
+    let prlimit = require_tool("prlimit", "util-linux");
+    let new_hard = if hard >= n {
+        hard
+    } else {
+        assert!(
+            is_root(),
+            "this test needs {n} open files but the hard RLIMIT_NOFILE is {hard}; \
+             raise it (ulimit -Hn {n}) or run as root"
+        );
+        n
+    };
+    let hard_s = if new_hard == u64::MAX {
+        "unlimited".to_owned()
+    } else {
+        new_hard.to_string()
+    };
+    let out = Command::new(prlimit)
+        .arg("--pid")
+        .arg(std::process::id().to_string())
+        .arg(format!("--nofile={n}:{hard_s}"))
+        .output()
+        .expect("run prlimit");
+    assert!(
+        out.status.success(),
+        "prlimit --nofile={n}:{hard_s} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (soft, _) = nofile_limits();
+    assert!(soft >= n, "RLIMIT_NOFILE is still {soft} after prlimit");
+}
+
+/// Standard base64 with padding (RFC 4648), for SASL PLAIN.
+pub fn base64(data: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut s = String::with_capacity(data.len().div_ceil(3) * 4);
+    for chunk in data.chunks(3) {
+        let b = [
+            chunk[0],
+            chunk.get(1).copied().unwrap_or(0),
+            chunk.get(2).copied().unwrap_or(0),
+        ];
+        let v = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                s.push(ALPHABET[(v >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                s.push('=');
+            }
+        }
+    }
+    s
+}
+
+/// The SASL PLAIN message `authzid NUL authcid NUL passwd`, base64-encoded.
+pub fn sasl_plain(authzid: &str, authcid: &str, pass: &str) -> String {
+    base64(format!("{authzid}\0{authcid}\0{pass}").as_bytes())
+}
+
+/// A free TCP port on 127.0.0.1 (bound and released at once; for programs
+/// that cannot be told to pick one, such as inetd).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("bind 127.0.0.1:0")
+        .port()
+}
+
+/// Any child process (inetd, a helper script) in its own process group,
+/// with its stderr collected line by line; the whole group is killed on
+/// drop and the collected stderr printed if the test is failing.
+pub struct Spawned {
+    pub child: Child,
+    what: String,
+    log: SharedLog,
+    lines: mpsc::Receiver<String>,
+}
+
+impl Spawned {
+    /// Spawns `cmd` with stderr captured (stdin and stdout as set on `cmd`,
+    /// null by default here).
+    pub fn start(mut cmd: Command, what: &str) -> Spawned {
+        cmd.process_group(0).stderr(Stdio::piped());
+        let mut child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {what}: {e}"));
+        let log: SharedLog = Arc::default();
+        let lines = spawn_log_reader(child.stderr.take().unwrap(), log.clone());
+        Spawned {
+            child,
+            what: what.to_owned(),
+            log,
+            lines,
+        }
+    }
+
+    /// Waits for a stderr line containing `needle` (failing after `timeout`).
+    pub fn wait_stderr(&self, needle: &str, timeout: Duration) -> String {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(l) if l.contains(needle) => return l,
+                Ok(_) => {}
+                Err(_) => panic!(
+                    "{} did not print {needle:?} on stderr within {timeout:?}; its stderr:\n{}",
+                    self.what,
+                    self.log().join("\n")
+                ),
+            }
+        }
+    }
+
+    pub fn log(&self) -> Vec<String> {
+        self.log.lock().unwrap().clone()
+    }
+}
+
+impl Drop for Spawned {
+    fn drop(&mut self) {
+        if thread::panicking() {
+            dump_log(&self.what, &self.log);
+        }
+        kill_group(&mut self.child);
+    }
+}
+
+/// How one read on a [`Swarm`] connection ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Got {
+    /// A line, without its CRLF.
+    Line(String),
+    /// The server closed the connection (FIN).
+    Eof,
+    /// The connection was reset.
+    Reset,
+    /// Nothing within the timeout.
+    Timeout,
+    /// Anything else (a helper-side error), as the helper described it.
+    Other(String),
+}
+
+impl Got {
+    /// The server ended the connection (FIN or RST).
+    pub fn closed(&self) -> bool {
+        matches!(self, Got::Eof | Got::Reset)
+    }
+
+    /// A line starting with "+OK".
+    pub fn is_ok_line(&self) -> bool {
+        matches!(self, Got::Line(l) if is_ok(l))
+    }
+}
+
+/// Python side of [`Swarm`]: TCP connections made on request, each bound to
+/// a chosen local address first (which std cannot do), answering one line per
+/// request on stdout.
+const SWARM_PY: &str = r#"
+import socket, sys, time
+socks, bufs = {}, {}
+nid = 0
+def out(s):
+    sys.stdout.write(s + "\n"); sys.stdout.flush()
+def open_conn(src, host, port):
+    global nid
+    fam = socket.AF_INET6 if ":" in host else socket.AF_INET
+    s = socket.socket(fam, socket.SOCK_STREAM)
+    if src != "-":
+        s.bind((src, 0))
+    s.settimeout(20)
+    s.connect((host, int(port)))
+    nid += 1
+    socks[nid] = s; bufs[nid] = b""
+    return nid
+def read_line(i, timeout):
+    s = socks[i]
+    deadline = time.monotonic() + timeout
+    while b"\n" not in bufs[i]:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return "timeout"
+        s.settimeout(left)
+        try:
+            d = s.recv(65536)
+        except socket.timeout:
+            return "timeout"
+        except ConnectionResetError:
+            return "reset"
+        except OSError as e:
+            return "other " + str(e)
+        if not d:
+            return "eof" if not bufs[i] else "other partial line " + repr(bufs[i])
+        bufs[i] += d
+    line, _, rest = bufs[i].partition(b"\n")
+    bufs[i] = rest
+    if not line.endswith(b"\r"):
+        return "other line without CRLF " + repr(line)
+    return "line " + line[:-1].decode("latin-1")
+for req in sys.stdin:
+    f = req.split()
+    try:
+        if f[0] == "open":
+            out("ok %d" % open_conn(f[1], f[2], f[3]))
+        elif f[0] == "probe":
+            i = open_conn(f[1], f[2], f[3])
+            out("%d %s" % (i, read_line(i, float(f[4]))))
+        elif f[0] == "read":
+            out(read_line(int(f[1]), float(f[2])))
+        elif f[0] == "send":
+            socks[int(f[1])].sendall(bytes.fromhex(f[2]))
+            out("ok")
+        elif f[0] == "close":
+            socks.pop(int(f[1])).close()
+            out("ok")
+        else:
+            out("fail unknown request " + f[0])
+    except Exception as e:
+        out("fail %s: %s" % (type(e).__name__, e))
+"#;
+
+/// TCP clients driven through a Python helper process, for what std cannot
+/// do: connecting from a chosen local address (127.0.0.N, ::1). Connections
+/// stay open until closed or until the Swarm is dropped.
+pub struct Swarm {
+    proc: Spawned,
+    stdin: std::process::ChildStdin,
+    stdout: BufReader<std::process::ChildStdout>,
+}
+
+impl Default for Swarm {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Swarm {
+    pub fn new() -> Swarm {
+        let python = require_tool("python3", "python3");
+        let mut cmd = Command::new(python);
+        cmd.arg("-c")
+            .arg(SWARM_PY)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped());
+        let mut proc = Spawned::start(cmd, "python3 client swarm");
+        let stdin = proc.child.stdin.take().unwrap();
+        let stdout = BufReader::new(proc.child.stdout.take().unwrap());
+        Swarm {
+            proc,
+            stdin,
+            stdout,
+        }
+    }
+
+    fn request(&mut self, req: &str) -> String {
+        writeln!(self.stdin, "{req}").expect("write to the python swarm");
+        let mut line = String::new();
+        let n = self
+            .stdout
+            .read_line(&mut line)
+            .expect("read from the python swarm");
+        assert!(
+            n > 0,
+            "the python swarm exited; its stderr:\n{}",
+            self.proc.log().join("\n")
+        );
+        line.trim_end_matches('\n').to_owned()
+    }
+
+    fn parse_got(s: &str) -> Got {
+        match s {
+            "eof" => Got::Eof,
+            "reset" => Got::Reset,
+            "timeout" => Got::Timeout,
+            _ => match s.strip_prefix("line ") {
+                Some(l) => Got::Line(l.to_owned()),
+                None => Got::Other(s.to_owned()),
+            },
+        }
+    }
+
+    /// Connects to `addr` from `src` (any local address when `None`);
+    /// returns the connection's id. Panics if the connect fails.
+    pub fn open(&mut self, src: Option<IpAddr>, addr: SocketAddr) -> usize {
+        let r = self.request(&format!(
+            "open {} {} {}",
+            src.map_or("-".to_owned(), |s| s.to_string()),
+            addr.ip(),
+            addr.port()
+        ));
+        match r.strip_prefix("ok ") {
+            Some(id) => id.parse().unwrap(),
+            None => panic!("connect from {src:?} to {addr}: {r}"),
+        }
+    }
+
+    /// Connects from `src` and reads the first line (the greeting or a
+    /// refusal) within `timeout`; the connection stays open.
+    pub fn probe(&mut self, src: IpAddr, addr: SocketAddr, timeout: Duration) -> (usize, Got) {
+        let r = self.request(&format!(
+            "probe {src} {} {} {}",
+            addr.ip(),
+            addr.port(),
+            timeout.as_secs_f64()
+        ));
+        let (id, rest) = r
+            .split_once(' ')
+            .unwrap_or_else(|| panic!("bad swarm reply {r:?}"));
+        match id.parse() {
+            Ok(id) => (id, Self::parse_got(rest)),
+            Err(_) => panic!("connect from {src} to {addr}: {r}"),
+        }
+    }
+
+    /// Reads the next line of connection `id` within `timeout`.
+    pub fn read(&mut self, id: usize, timeout: Duration) -> Got {
+        let r = self.request(&format!("read {id} {}", timeout.as_secs_f64()));
+        Self::parse_got(&r)
+    }
+
+    /// Sends `bytes` on connection `id`.
+    pub fn send(&mut self, id: usize, bytes: &[u8]) {
+        let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        let r = self.request(&format!("send {id} {hex}"));
+        assert_eq!(r, "ok", "send on swarm connection {id}");
+    }
+
+    /// Closes connection `id`.
+    pub fn close(&mut self, id: usize) {
+        let r = self.request(&format!("close {id}"));
+        assert_eq!(r, "ok", "close swarm connection {id}");
+    }
 }
