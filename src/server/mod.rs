@@ -155,11 +155,13 @@ pub fn run(cfg: Config) -> Result<(), String> {
             let local = l.local_addr().map_err(|e| e.to_string())?;
             info!("listening on {local}");
         }
+        // The pid file is complete before `pop3d -D` returns: the parent
+        // writes it with the child's pid, atomically (temp file + rename).
         if !cfg.foreground {
-            process::daemonize().map_err(|e| format!("cannot detach: {e}"))?;
-        }
-        if let Some(path) = &cfg.pidfile {
-            std::fs::write(path, format!("{}\n", std::process::id()))
+            process::daemonize(cfg.pidfile.as_deref())
+                .map_err(|e| format!("cannot detach: {e}"))?;
+        } else if let Some(path) = &cfg.pidfile {
+            process::write_pidfile(path, std::process::id())
                 .map_err(|e| format!("cannot write pid file {}: {e}", path.display()))?;
         }
     }
@@ -601,12 +603,15 @@ impl Server {
             let Some(conn) = self.conns[slot].as_ref() else {
                 continue;
             };
-            let limit = if conn.authenticated() {
-                self.cfg.idle_timeout
+            // Before login the whole login must fit the login timeout (a
+            // byte now and then does not extend it); after login, idle time
+            // in either direction counts.
+            let expired = if conn.authenticated() {
+                now.duration_since(conn.last_activity) > self.cfg.idle_timeout
             } else {
-                self.cfg.login_timeout
+                now.duration_since(conn.started) > self.cfg.login_timeout
             };
-            if !conn.waiting_auth() && now.duration_since(conn.last_activity) > limit {
+            if !conn.waiting_auth() && expired {
                 if conn.authenticated() {
                     info!("connection timed out");
                 } else {

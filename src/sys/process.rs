@@ -4,6 +4,7 @@
 use std::fs::File;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, RawFd};
+use std::path::Path;
 
 fn check(ret: libc::c_int) -> io::Result<libc::c_int> {
     if ret == -1 {
@@ -111,16 +112,36 @@ pub fn become_user(uid: u32, gid: u32, extra: Option<u32>) -> io::Result<()> {
     Ok(())
 }
 
-/// Detaches from the terminal: fork (the parent exits 0), setsid, chdir to /,
-/// standard descriptors to /dev/null. Call before starting any thread.
-pub fn daemonize() -> io::Result<()> {
+/// Writes `pid` and a newline to `path` atomically: a reader sees either no
+/// file or the whole line.
+pub fn write_pidfile(path: &Path, pid: u32) -> io::Result<()> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    std::fs::write(&tmp, format!("{pid}\n"))?;
+    std::fs::rename(&tmp, path)
+}
+
+/// Detaches from the terminal: fork, setsid, chdir to /, standard
+/// descriptors to /dev/null. The parent writes `pidfile` (if any) with the
+/// child's pid, then exits 0 (1 if the pid file cannot be written). Call
+/// before starting any thread.
+pub fn daemonize(pidfile: Option<&Path>) -> io::Result<()> {
     // SAFETY: called while the process is single-threaded, so the child is a
     // complete copy of it.
     let pid = check(unsafe { libc::fork() })?;
     if pid != 0 {
+        let code = match pidfile.map(|p| (p, write_pidfile(p, pid as u32))) {
+            Some((p, Err(e))) => {
+                eprintln!("pop3d: cannot write pid file {}: {e}", p.display());
+                // SAFETY: kill takes plain integers; the child is ours.
+                unsafe { libc::kill(pid, libc::SIGTERM) };
+                1
+            }
+            _ => 0,
+        };
         // SAFETY: _exit ends the parent at once without running destructors
         // that belong to the child now.
-        unsafe { libc::_exit(0) }
+        unsafe { libc::_exit(code) }
     }
     // SAFETY: no arguments, no memory effects.
     check(unsafe { libc::setsid() })?;
