@@ -334,23 +334,27 @@ fn duplicate_uids_are_unique_and_stable() {
     for u in &before {
         assert!(u.len() <= 70 && u.bytes().all(|b| (0x21..=0x7e).contains(&b)));
     }
-    assert!(before[0].starts_with("d98c1dd404b2008f-"));
-    assert_eq!(before[0].len(), 25);
-    assert_eq!(before[2], format!("{}-2", before[0]));
+    // The first message with a shared popa3d id keeps it, as popa3d gives it.
+    assert_eq!(before[0], "d98c1dd404b2008f");
+    assert!(before[1].starts_with("d98c1dd404b2008f-"));
+    assert_eq!(before[1].len(), 25);
+    // Its byte-identical copy: P-S with the copy's (and the first's) data sum.
+    assert!(before[2].starts_with("d98c1dd404b2008f-") && before[2].len() == 25);
     assert_eq!(before[3].len(), 16);
     // Same ids in another session.
     assert_eq!(uids(&open(&t)), before);
-    // Deleting the first message (one of the identical copies) keeps the ids
-    // of the messages that are not its copies.
+    // Deleting the first message keeps every other id, in this session and
+    // the next: the plain id is retired, not passed on.
     mb.expunge(&[true]).unwrap();
     let after = uids(&open(&t));
     assert_eq!(after, uids(&mb));
-    assert_eq!(after.len(), 4);
-    assert_eq!(after[0], before[1]);
-    assert_eq!(after[2], before[3]);
-    assert_eq!(after[3], before[4]);
-    // The remaining identical copy takes the id of the deleted one (same bytes).
-    assert_eq!(after[1], before[0]);
+    assert_eq!(after, before[1..]);
+    // A new copy of the deleted message gets a new id, never a former one.
+    t.append(format!("\n{F}Subject: a\n\nfirst\n").as_bytes());
+    let again = uids(&open(&t));
+    assert_eq!(again[..4], before[1..]);
+    assert!(!before.contains(&again[4]), "{again:?} vs {before:?}");
+    assert_eq!(again[4], format!("{}-2", before[2]));
 }
 
 #[test]
@@ -401,6 +405,14 @@ fn verify_detects_changes() {
     let mut mb = open(&t);
     t.append(b"more text\n");
     assert!(matches!(mb.verify(), Err(MboxError::Changed)));
+    // ... but one still being written may.
+    let t = Temp::with("half-append", &m);
+    let mut mb = open(&t);
+    t.append(b"\nFro");
+    mb.verify().unwrap();
+    t.append(b"m x\nA: 3\n\nthree\n");
+    mb.verify().unwrap();
+    assert_eq!(mb.count(), 2);
     // Appending to a last message that has no empty line at its end.
     let t = Temp::with("bad-append2", &mbox(&[b"A: 1\n\none\n"]));
     let mut mb = open(&t);
@@ -416,7 +428,7 @@ fn verify_detects_changes() {
 }
 
 #[test]
-fn old_unchanged_file_is_verified_without_lock() {
+fn verify_takes_no_lock() {
     let t = Temp::with("quick", &mbox(&[b"A: 1\n\none\n"]));
     let old = SystemTime::now() - Duration::from_secs(3600);
     fs::File::options()
@@ -432,13 +444,17 @@ fn old_unchanged_file_is_verified_without_lock() {
         .open(t.path())
         .unwrap();
     assert!(try_lock(&other, crate::sys::lock::LockKind::Exclusive).unwrap());
-    // Unchanged and old: no re-scan, so no lock is needed.
+    // Unchanged and old: nothing to read.
     mb.verify().unwrap();
-    // Changed: a re-scan needs the shared lock, which is not available.
+    // Appended while someone holds the lock: checked without it.
     t.append(format!("\n{F}A: 2\n\ntwo\n").as_bytes());
-    assert!(matches!(mb.verify(), Err(MboxError::InUse)));
-    unlock(&other).unwrap();
     mb.verify().unwrap();
+    t.patch(F.len() as u64, b"B");
+    assert!(matches!(mb.verify(), Err(MboxError::Changed)));
+    // Once changed, always changed.
+    t.patch(F.len() as u64, b"A");
+    assert!(matches!(mb.verify(), Err(MboxError::Changed)));
+    unlock(&other).unwrap();
 }
 
 #[test]

@@ -1,0 +1,755 @@
+//! Crash-safe in-place compaction: the expunge journal `DIR/.NAME.pop3d-journal`
+//! and the [`Compactor`] that moves bytes by it, in bounded steps, and can be
+//! resumed from it after a crash at any byte.
+//!
+//! **The plan.** An expunge keeps some byte ranges of the mailbox ("runs":
+//! maximal stretches of kept messages, and the mail appended during the
+//! session) and moves each down to where the runs before it end. Run `i`
+//! goes from `src` to `dst <= src`; `gap = src - dst` only grows from run to
+//! run. The journal is created (`O_EXCL`, mode 0600) with a header naming the
+//! mailbox (device, inode), its size `S` when the plan was made, the new
+//! length `N`, the runs and the UIDLs to retire, all under an MD5 checksum;
+//! it is fsynced, and its directory too, before the mailbox is written.
+//!
+//! **Blocks.** Runs are copied front to back in blocks. Before a block's first
+//! byte is written, a record of it goes into one of two slots of the journal
+//! (alternating; sequence number, run, offset, length, MD5) and is fsynced —
+//! after the mailbox was fdatasynced, so every earlier block is durable. A
+//! block never overwrites the bytes it reads:
+//! - where the gap is at least [`JOURNAL_BLOCK`], a block is at most one gap
+//!   long, so its writes end at or below its own source; redoing it reads its
+//!   source again;
+//! - where the gap is smaller, source and destination overlap, so the block
+//!   (at most [`JOURNAL_BLOCK`] bytes) is read first and its bytes go into the
+//!   record: a redo writes them from the journal and reads nothing it may
+//!   have overwritten.
+//!
+//! Writes of a block never reach the source of any later block (sources lie
+//! above every write so far), so after a crash the last valid record says
+//! where to continue: redo that block, then go on. A torn record (bad MD5)
+//! means its block had not started; the other slot then holds the block
+//! before it, which is redone instead.
+//!
+//! **Truncation.** When every run is copied, the new length `F` is known.
+//! A random nonce (first byte NUL, which no appended mbox data starts with)
+//! is written at offset `F`, the mailbox fdatasynced, a truncate record
+//! fsynced, then the file truncated to `F` and fsynced. After a crash, the
+//! nonce still at `F` means "not truncated yet"; anything else means it was
+//! (and perhaps mail was appended since, which must stay).
+//!
+//! **Recovery** happens when the mailbox is next opened, under the exclusive
+//! lock, before it is scanned: [`Compactor::resume`] reads the journal and
+//! the compaction continues where it stopped (roll forward: nothing is
+//! lost, nothing duplicated, the file parses). Mail appended after the crash
+//! (an MDA that found our dotlock stale) lies past `S` and is carried along
+//! as one more run. A journal whose header or plan is torn was written
+//! before any mailbox byte was, and is simply removed (roll back). A journal
+//! for another inode (the mailbox was replaced) is stale and removed. A
+//! journal not owned by the mailbox's owner, or writable by others, is
+//! never trusted: the mailbox is then refused until an administrator looks.
+//!
+//! **Power loss** is covered by the fsync order above, given a file system
+//! that honours fsync; a SIGKILL or abort at any byte needs none of it.
+
+use std::fs::{self, File, OpenOptions};
+use std::io;
+use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use md5::{Digest, Md5};
+
+use super::file::{FileId, read_upto, sibling};
+use super::uidl::UidKey;
+use crate::config::{COPY_CHUNK, JOURNAL_BLOCK};
+
+const MAGIC: &[u8; 16] = b"pop3d-journal v1";
+const HEADER: usize = 4096;
+const REC_MAGIC: &[u8; 4] = b"P3JB";
+const REC_HEADER: usize = 128;
+const SLOT: u64 = (REC_HEADER + JOURNAL_BLOCK) as u64;
+const KIND_BLOCK: u8 = 1;
+const KIND_TRUNCATE: u8 = 2;
+const NONCE: usize = 16;
+
+/// The journal's path for the mailbox at `mailbox`.
+pub fn path(mailbox: &Path) -> PathBuf {
+    sibling(mailbox, ".pop3d-journal")
+}
+
+/// A byte range that is kept: `len` bytes at `src` go to `dst`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Run {
+    /// Where the bytes are now.
+    pub src: u64,
+    /// How many.
+    pub len: u64,
+    /// Where they go (`dst <= src`).
+    pub dst: u64,
+}
+
+/// What an expunge is going to do.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Plan {
+    /// The mailbox.
+    pub id: FileId,
+    /// Its size when the plan was made.
+    pub old_size: u64,
+    /// The kept runs in file order, with their destinations.
+    pub runs: Vec<Run>,
+    /// UIDLs to retire once the compaction is complete.
+    pub retire: Vec<UidKey>,
+}
+
+impl Plan {
+    /// Builds a plan from the kept `(src, len)` ranges in file order.
+    pub fn new(id: FileId, old_size: u64, kept: &[(u64, u64)], retire: Vec<UidKey>) -> Plan {
+        let mut dst = 0;
+        let runs = kept
+            .iter()
+            .filter(|&&(_, len)| len > 0)
+            .map(|&(src, len)| {
+                let r = Run { src, len, dst };
+                dst += len;
+                r
+            })
+            .collect();
+        Plan {
+            id,
+            old_size,
+            runs,
+            retire,
+        }
+    }
+
+    /// The length of the compacted file (before mail appended after a crash).
+    pub fn new_len(&self) -> u64 {
+        self.runs.last().map_or(0, |r| r.dst + r.len)
+    }
+
+    fn plan_bytes(&self) -> Vec<u8> {
+        let mut v = Vec::with_capacity((self.runs.len() + self.retire.len()) * 16);
+        for r in &self.runs {
+            v.extend_from_slice(&r.src.to_le_bytes());
+            v.extend_from_slice(&r.len.to_le_bytes());
+        }
+        for k in &self.retire {
+            v.extend_from_slice(&k.0);
+            v.extend_from_slice(&k.1);
+            v.extend_from_slice(&k.2.to_le_bytes());
+        }
+        v
+    }
+
+    fn header(&self, plan: &[u8]) -> [u8; 96] {
+        let mut h = [0u8; 96];
+        h[..16].copy_from_slice(MAGIC);
+        for (i, v) in [
+            self.id.dev,
+            self.id.ino,
+            self.old_size,
+            self.new_len(),
+            self.runs.len() as u64,
+            self.retire.len() as u64,
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            h[16 + 8 * i..24 + 8 * i].copy_from_slice(&v.to_le_bytes());
+        }
+        h[64..80].copy_from_slice(&Md5::digest(plan)[..]);
+        let sum = Md5::digest(&h[..80]);
+        h[80..96].copy_from_slice(&sum[..]);
+        h
+    }
+}
+
+fn u64_at(b: &[u8], at: usize) -> u64 {
+    let mut v = [0u8; 8];
+    v.copy_from_slice(&b[at..at + 8]);
+    u64::from_le_bytes(v)
+}
+
+/// Test hook: with `POP3D_FAULT_EXPUNGE_AT=N` in the environment of a debug
+/// build, the process aborts once N bytes were written by compactions (the
+/// write that crosses N is cut at exactly N). Truncating and removing the
+/// journal count as one byte each. Release builds ignore the variable.
+mod fault {
+    #[cfg(debug_assertions)]
+    mod imp {
+        use std::sync::OnceLock;
+        use std::sync::atomic::{AtomicU64, Ordering};
+
+        static LIMIT: OnceLock<Option<u64>> = OnceLock::new();
+        static WRITTEN: AtomicU64 = AtomicU64::new(0);
+
+        fn limit() -> Option<u64> {
+            *LIMIT.get_or_init(|| {
+                std::env::var("POP3D_FAULT_EXPUNGE_AT")
+                    .ok()
+                    .and_then(|v| v.parse().ok())
+            })
+        }
+
+        /// How many of `len` bytes may be written before the fault.
+        pub fn allow(len: usize) -> usize {
+            let Some(limit) = limit() else {
+                return len;
+            };
+            let done = WRITTEN.load(Ordering::Relaxed);
+            let left = limit.saturating_sub(done);
+            let n = (len as u64).min(left) as usize;
+            WRITTEN.fetch_add(n as u64, Ordering::Relaxed);
+            n
+        }
+
+        pub fn abort() -> ! {
+            std::process::abort()
+        }
+    }
+
+    #[cfg(not(debug_assertions))]
+    mod imp {
+        pub fn allow(len: usize) -> usize {
+            len
+        }
+        pub fn abort() -> ! {
+            unreachable!()
+        }
+    }
+
+    /// `pwrite` of all of `buf`, honouring the fault hook.
+    pub fn write_at(file: &std::fs::File, buf: &[u8], at: u64) -> std::io::Result<()> {
+        use std::os::unix::fs::FileExt;
+        let n = imp::allow(buf.len());
+        file.write_all_at(&buf[..n], at)?;
+        if n < buf.len() {
+            imp::abort();
+        }
+        Ok(())
+    }
+
+    /// A one-byte event (truncate, unlink) for the fault hook.
+    pub fn event() {
+        if imp::allow(1) == 0 {
+            imp::abort();
+        }
+    }
+}
+
+/// A journal record read back: sequence number, header bytes, data.
+type Record = (u64, Vec<u8>, Vec<u8>);
+
+/// Which part of the compaction comes next.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    Moving,
+    Truncating,
+    Done,
+}
+
+/// A block being copied.
+#[derive(Clone, Copy, Debug)]
+struct Block {
+    run: usize,
+    off: u64,
+    len: u64,
+    done: u64,
+    /// Its bytes are in `Compactor::buf` (and in its journal record).
+    data: bool,
+}
+
+/// A compaction by a journal, stepped in bounded pieces.
+#[derive(Debug)]
+pub struct Compactor {
+    jpath: PathBuf,
+    journal: File,
+    slots_at: u64,
+    plan: Plan,
+    /// Mail appended after a crash: one more run, from `old_size` on.
+    ext: Option<Run>,
+    run: usize,
+    off: u64,
+    block: Option<Block>,
+    seq: u64,
+    buf: Vec<u8>,
+    phase: Phase,
+}
+
+/// What [`Compactor::resume`] found.
+#[derive(Debug)]
+pub enum Found {
+    /// No journal.
+    None,
+    /// A journal that was removed without doing anything: torn before any
+    /// mailbox byte was written, or for another file. The text says which.
+    Discarded(String),
+    /// A compaction to finish.
+    Resume(Box<Compactor>),
+}
+
+fn slots_at(plan_len: usize) -> u64 {
+    (HEADER + plan_len).div_ceil(4096) as u64 * 4096
+}
+
+fn sync_dir(p: &Path) {
+    if let Some(dir) = p.parent()
+        && let Ok(d) = File::open(if dir.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            dir
+        })
+    {
+        let _ = d.sync_all();
+    }
+}
+
+impl Compactor {
+    /// Writes the journal for `plan` (next to the mailbox at `mailbox`) and
+    /// returns the compaction, not yet started. Nothing in the mailbox is
+    /// written here.
+    pub fn create(mailbox: &Path, plan: Plan) -> io::Result<Compactor> {
+        let jpath = path(mailbox);
+        let journal = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NOCTTY)
+            .open(&jpath)?;
+        let plan_bytes = plan.plan_bytes();
+        let header = plan.header(&plan_bytes);
+        let mut first = vec![0u8; HEADER];
+        first[..header.len()].copy_from_slice(&header);
+        let written = fault::write_at(&journal, &first, 0)
+            .and_then(|()| fault::write_at(&journal, &plan_bytes, HEADER as u64))
+            .and_then(|()| journal.sync_all());
+        if let Err(e) = written {
+            let _ = fs::remove_file(&jpath);
+            return Err(e);
+        }
+        sync_dir(&jpath);
+        Ok(Compactor {
+            jpath,
+            journal,
+            slots_at: slots_at(plan_bytes.len()),
+            plan,
+            ext: None,
+            run: 0,
+            off: 0,
+            block: None,
+            seq: 0,
+            buf: Vec::new(),
+            phase: Phase::Moving,
+        })
+    }
+
+    /// Looks for a journal next to the mailbox `file` at `mailbox` (of
+    /// identity `id`, owned by `owner`, now `size` bytes long) and, if there
+    /// is a valid one, returns the compaction to finish. The caller holds
+    /// the exclusive lock.
+    pub fn resume(
+        mailbox: &Path,
+        file: &File,
+        id: FileId,
+        owner: u32,
+        size: u64,
+    ) -> io::Result<Found> {
+        let jpath = path(mailbox);
+        let journal = match OpenOptions::new()
+            .read(true)
+            .write(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NOCTTY | libc::O_NONBLOCK)
+            .open(&jpath)
+        {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Found::None),
+            Err(e) => return Err(e),
+        };
+        let m = journal.metadata()?;
+        if !m.is_file() || m.uid() != owner || m.mode() & 0o022 != 0 || m.nlink() != 1 {
+            return Err(io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                format!(
+                    "{} is not a journal of the mailbox's owner; remove it after checking the mailbox",
+                    jpath.display()
+                ),
+            ));
+        }
+        let discard = |why: &str| -> io::Result<Found> {
+            fs::remove_file(&jpath)?;
+            Ok(Found::Discarded(format!("{}: {why}", jpath.display())))
+        };
+        let mut h = [0u8; 96];
+        if read_upto(&journal, &mut h, 0)? < h.len()
+            || &h[..16] != MAGIC
+            || Md5::digest(&h[..80])[..] != h[80..96]
+        {
+            return discard("torn before the mailbox was touched; nothing to do");
+        }
+        let (dev, ino, old_size, new_len) = (
+            u64_at(&h, 16),
+            u64_at(&h, 24),
+            u64_at(&h, 32),
+            u64_at(&h, 40),
+        );
+        let (nruns, nretire) = (u64_at(&h, 48), u64_at(&h, 56));
+        if (FileId { dev, ino }) != id {
+            return discard("made for a file that is no longer this mailbox");
+        }
+        let plan_len = (nruns + nretire)
+            .checked_mul(16)
+            .filter(|&n| n <= m.len())
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "journal plan size"))?
+            as usize;
+        let mut pb = vec![0u8; plan_len];
+        if read_upto(&journal, &mut pb, HEADER as u64)? < plan_len
+            || Md5::digest(&pb)[..] != h[64..80]
+        {
+            return discard("torn before the mailbox was touched; nothing to do");
+        }
+        let kept: Vec<(u64, u64)> = pb[..nruns as usize * 16]
+            .chunks_exact(16)
+            .map(|c| (u64_at(c, 0), u64_at(c, 8)))
+            .collect();
+        let retire = pb[nruns as usize * 16..]
+            .chunks_exact(16)
+            .map(|c| {
+                let mut d = [0u8; 8];
+                d.copy_from_slice(&c[..8]);
+                let mut s = [0u8; 4];
+                s.copy_from_slice(&c[8..12]);
+                let mut k = [0u8; 4];
+                k.copy_from_slice(&c[12..16]);
+                (d, s, u32::from_le_bytes(k))
+            })
+            .collect();
+        let plan = Plan::new(id, old_size, &kept, retire);
+        if plan.new_len() != new_len || plan.runs.len() as u64 != nruns {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "journal plan is inconsistent",
+            ));
+        }
+        if size < old_size {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "mailbox shrank to {size} bytes below the {old_size} bytes of its unfinished expunge ({})",
+                    jpath.display()
+                ),
+            ));
+        }
+        let ext = (size > old_size).then_some(Run {
+            src: old_size,
+            len: size - old_size,
+            dst: new_len,
+        });
+        let mut c = Compactor {
+            jpath,
+            journal,
+            slots_at: slots_at(plan_len),
+            plan,
+            ext,
+            run: 0,
+            off: 0,
+            block: None,
+            seq: 0,
+            buf: Vec::new(),
+            phase: Phase::Moving,
+        };
+        c.recover_position(file)?;
+        Ok(Found::Resume(Box::new(c)))
+    }
+
+    /// Sets the position from the newest valid record.
+    fn recover_position(&mut self, file: &File) -> io::Result<()> {
+        let mut best: Option<Record> = None;
+        for slot in 0..2u64 {
+            if let Some((seq, head, data)) = self.read_slot(slot)?
+                && best.as_ref().is_none_or(|b| seq > b.0)
+            {
+                best = Some((seq, head, data));
+            }
+        }
+        let Some((seq, head, data)) = best else {
+            return Ok(()); // nothing was written yet: start at the beginning
+        };
+        self.seq = seq + 1;
+        let run = u64_at(&head, 16) as usize;
+        let off = u64_at(&head, 24);
+        let len = u64_at(&head, 32);
+        if head[12] == KIND_BLOCK {
+            if run > self.plan.runs.len() || self.run_at(run).is_none_or(|r| off + len > r.len) {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "journal record out of range",
+                ));
+            }
+            let has_data = head[13] == 1;
+            if has_data {
+                self.buf = data;
+            }
+            self.run = run;
+            self.off = off;
+            self.block = Some(Block {
+                run,
+                off,
+                len,
+                done: 0,
+                data: has_data,
+            });
+            return Ok(());
+        }
+        // A truncate record: everything below `final_len` was in place.
+        let final_len = len;
+        let nonce_len = usize::from(u16::from_le_bytes([head[14], head[15]])).min(NONCE);
+        let mut now = [0u8; NONCE];
+        let got = read_upto(file, &mut now[..nonce_len], final_len)?;
+        if got == nonce_len && now[..nonce_len] == head[40..40 + nonce_len] && nonce_len > 0 {
+            // Not truncated yet: continue from there (mail appended after
+            // the crash may still have to be moved down).
+            let ext_done = final_len.saturating_sub(self.plan.new_len());
+            self.run = self.plan.runs.len();
+            self.off = ext_done;
+            if self.ext.is_none_or(|e| ext_done >= e.len) {
+                self.phase = Phase::Truncating;
+            }
+        } else {
+            self.phase = Phase::Done;
+        }
+        Ok(())
+    }
+
+    /// A valid record in `slot`: (seq, header bytes, data).
+    fn read_slot(&self, slot: u64) -> io::Result<Option<Record>> {
+        let at = self.slots_at + slot * SLOT;
+        let mut head = vec![0u8; REC_HEADER];
+        if read_upto(&self.journal, &mut head, at)? < REC_HEADER || &head[..4] != REC_MAGIC {
+            return Ok(None);
+        }
+        let has_data = head[13] == 1;
+        let len = u64_at(&head, 32);
+        let mut data = Vec::new();
+        if has_data {
+            if len > JOURNAL_BLOCK as u64 {
+                return Ok(None);
+            }
+            data = vec![0u8; len as usize];
+            if read_upto(&self.journal, &mut data, at + REC_HEADER as u64)? < data.len() {
+                return Ok(None);
+            }
+        }
+        let mut sum = Md5::new();
+        sum.update(&head[..56]);
+        sum.update(&data);
+        if sum.finalize()[..] != head[56..72] {
+            return Ok(None);
+        }
+        Ok(Some((u64_at(&head, 4), head, data)))
+    }
+
+    fn write_record(
+        &mut self,
+        kind: u8,
+        run: usize,
+        off: u64,
+        len: u64,
+        nonce: &[u8],
+        data: Option<&[u8]>,
+    ) -> io::Result<()> {
+        let mut head = [0u8; REC_HEADER];
+        head[..4].copy_from_slice(REC_MAGIC);
+        head[4..12].copy_from_slice(&self.seq.to_le_bytes());
+        head[12] = kind;
+        head[13] = u8::from(data.is_some());
+        head[14..16].copy_from_slice(&(nonce.len() as u16).to_le_bytes());
+        head[16..24].copy_from_slice(&(run as u64).to_le_bytes());
+        head[24..32].copy_from_slice(&off.to_le_bytes());
+        head[32..40].copy_from_slice(&len.to_le_bytes());
+        head[40..40 + nonce.len()].copy_from_slice(nonce);
+        let mut sum = Md5::new();
+        sum.update(&head[..56]);
+        if let Some(d) = data {
+            sum.update(d);
+        }
+        let sum = sum.finalize();
+        head[56..72].copy_from_slice(&sum[..]);
+        let at = self.slots_at + (self.seq % 2) * SLOT;
+        // Data first, header last: a record is valid only when both are there.
+        if let Some(d) = data {
+            fault::write_at(&self.journal, d, at + REC_HEADER as u64)?;
+        }
+        fault::write_at(&self.journal, &head, at)?;
+        self.journal.sync_data()?;
+        self.seq += 1;
+        Ok(())
+    }
+
+    /// Run `i` (the last one may be the extension for mail appended after a crash).
+    fn run_at(&self, i: usize) -> Option<Run> {
+        match self.plan.runs.get(i) {
+            Some(r) => Some(*r),
+            None if i == self.plan.runs.len() => self.ext,
+            None => None,
+        }
+    }
+
+    /// The final length: all runs, the extension included.
+    fn final_len(&self) -> u64 {
+        self.plan.new_len() + self.ext.map_or(0, |e| e.len)
+    }
+
+    /// The plan (for the caller's bookkeeping after completion).
+    pub fn plan(&self) -> &Plan {
+        &self.plan
+    }
+
+    /// Mail appended after a crash that this compaction carries along.
+    pub fn appended_after_crash(&self) -> u64 {
+        self.ext.map_or(0, |e| e.len)
+    }
+
+    /// True once the mailbox is compacted and truncated (the journal is still
+    /// there until [`Compactor::finish`]).
+    pub fn is_done(&self) -> bool {
+        self.phase == Phase::Done
+    }
+
+    /// Does about `budget` bytes of work on `file`. Returns true when the
+    /// compaction is complete (call [`Compactor::finish`] then).
+    pub fn step(&mut self, file: &File, budget: usize) -> io::Result<bool> {
+        let mut left = budget.max(1) as u64;
+        while left > 0 {
+            match self.phase {
+                Phase::Done => return Ok(true),
+                Phase::Truncating => {
+                    self.truncate(file)?;
+                    return Ok(true);
+                }
+                Phase::Moving => {}
+            }
+            let Some(mut b) = self.block.take() else {
+                self.next_block(file)?;
+                continue;
+            };
+            let r = self.run_at(b.run).expect("block of a known run");
+            let n =
+                (b.len - b.done)
+                    .min(left)
+                    .min(if b.data { u64::MAX } else { COPY_CHUNK as u64 });
+            let at = b.off + b.done;
+            if b.data {
+                let from = b.done as usize;
+                fault::write_at(file, &self.buf[from..from + n as usize], r.dst + at)?;
+            } else {
+                if self.buf.len() < COPY_CHUNK {
+                    self.buf.resize(COPY_CHUNK, 0);
+                }
+                let chunk = &mut self.buf[..n as usize];
+                file.read_exact_at(chunk, r.src + at)?;
+                fault::write_at(file, chunk, r.dst + at)?;
+            }
+            b.done += n;
+            left = left.saturating_sub(n);
+            if b.done < b.len {
+                self.block = Some(b);
+            } else {
+                self.off = b.off + b.len;
+            }
+        }
+        Ok(self.phase == Phase::Done)
+    }
+
+    /// Starts the next block (journals it), or moves to truncation.
+    fn next_block(&mut self, file: &File) -> io::Result<()> {
+        loop {
+            let Some(r) = self.run_at(self.run) else {
+                self.phase = Phase::Truncating;
+                return Ok(());
+            };
+            if self.off >= r.len || r.src == r.dst {
+                self.run += 1;
+                self.off = 0;
+                continue;
+            }
+            let gap = r.src - r.dst;
+            let rest = r.len - self.off;
+            let data = gap < JOURNAL_BLOCK as u64;
+            let len = if data {
+                rest.min(JOURNAL_BLOCK as u64)
+            } else {
+                rest.min(gap)
+            };
+            if data {
+                self.buf.resize(len as usize, 0);
+                file.read_exact_at(&mut self.buf, r.src + self.off)?;
+            }
+            // Earlier blocks durable before this record may replace theirs.
+            if self.seq > 0 {
+                file.sync_data()?;
+            }
+            let data_ref = if data {
+                Some(std::mem::take(&mut self.buf))
+            } else {
+                None
+            };
+            self.write_record(
+                KIND_BLOCK,
+                self.run,
+                self.off,
+                len,
+                &[],
+                data_ref.as_deref(),
+            )?;
+            if let Some(d) = data_ref {
+                self.buf = d;
+            }
+            self.block = Some(Block {
+                run: self.run,
+                off: self.off,
+                len,
+                done: 0,
+                data,
+            });
+            return Ok(());
+        }
+    }
+
+    fn truncate(&mut self, file: &File) -> io::Result<()> {
+        let final_len = self.final_len();
+        let size = file.metadata()?.len();
+        let nonce_len = (size.saturating_sub(final_len)).min(NONCE as u64) as usize;
+        let mut nonce = [0u8; NONCE];
+        if nonce_len > 0 {
+            let r1 = super::verify::random_u64().to_le_bytes();
+            let r2 = super::verify::random_u64().to_le_bytes();
+            nonce[1..8].copy_from_slice(&r1[1..]);
+            nonce[8..].copy_from_slice(&r2);
+            nonce[0] = 0;
+            fault::write_at(file, &nonce[..nonce_len], final_len)?;
+        }
+        file.sync_data()?;
+        self.write_record(
+            KIND_TRUNCATE,
+            self.plan.runs.len() + 1,
+            0,
+            final_len,
+            &nonce[..nonce_len],
+            None,
+        )?;
+        fault::event();
+        file.set_len(final_len)?;
+        file.sync_all()?;
+        self.phase = Phase::Done;
+        Ok(())
+    }
+
+    /// Removes the journal of a completed compaction.
+    pub fn finish(self) -> io::Result<()> {
+        debug_assert!(self.is_done());
+        fault::event();
+        fs::remove_file(&self.jpath)?;
+        sync_dir(&self.jpath);
+        Ok(())
+    }
+}
