@@ -34,10 +34,12 @@ pub const SCAN_CHUNK: usize = 64 * 1024;
 pub const SCAN_BUDGET: usize = 1024 * 1024;
 /// Bytes of mailbox one expunge step copies (one event-loop turn of an expunge).
 pub const EXPUNGE_BUDGET: usize = 1024 * 1024;
-/// Largest block of an expunge whose bytes are written to the journal before
+/// Largest block of an expunge whose bytes are copied into the journal before
 /// they overwrite the mailbox (needed where a block's source and destination
-/// overlap); also the memory an expunge in progress holds.
-pub const JOURNAL_BLOCK: usize = 1024 * 1024;
+/// overlap). The journal then needs up to twice this on disk, for a moment;
+/// each block costs two fsyncs. Copies stream through [`COPY_CHUNK`] bytes of
+/// memory whatever the block size.
+pub const JOURNAL_BLOCK: usize = 16 * 1024 * 1024;
 /// How often to try again for a mailbox lock held by another program.
 pub const LOCK_RETRY: Duration = Duration::from_millis(25);
 /// A `USER.lock` dotlock older than this is stale and removed (liblockfile,

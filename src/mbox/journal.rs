@@ -173,7 +173,7 @@ fn u64_at(b: &[u8], at: usize) -> u64 {
 /// build, the process aborts once N bytes were written by compactions (the
 /// write that crosses N is cut at exactly N). Truncating and removing the
 /// journal count as one byte each. Release builds ignore the variable.
-mod fault {
+pub(crate) mod fault {
     #[cfg(debug_assertions)]
     mod imp {
         use std::sync::OnceLock;
@@ -190,9 +190,15 @@ mod fault {
             })
         }
 
+        /// Bytes counted so far.
+        pub fn written() -> u64 {
+            WRITTEN.load(Ordering::Relaxed)
+        }
+
         /// How many of `len` bytes may be written before the fault.
         pub fn allow(len: usize) -> usize {
             let Some(limit) = limit() else {
+                WRITTEN.fetch_add(len as u64, Ordering::Relaxed);
                 return len;
             };
             let done = WRITTEN.load(Ordering::Relaxed);
@@ -209,6 +215,9 @@ mod fault {
 
     #[cfg(not(debug_assertions))]
     mod imp {
+        pub fn written() -> u64 {
+            0
+        }
         pub fn allow(len: usize) -> usize {
             len
         }
@@ -226,6 +235,11 @@ mod fault {
             imp::abort();
         }
         Ok(())
+    }
+
+    /// Bytes counted by the fault hook so far (0 in release builds).
+    pub fn written() -> u64 {
+        imp::written()
     }
 
     /// A one-byte event (truncate, unlink) for the fault hook.
@@ -318,9 +332,7 @@ impl Compactor {
             .open(&jpath)?;
         let plan_bytes = plan.plan_bytes();
         let header = plan.header(&plan_bytes);
-        let mut first = vec![0u8; HEADER];
-        first[..header.len()].copy_from_slice(&header);
-        let written = fault::write_at(&journal, &first, 0)
+        let written = fault::write_at(&journal, &header, 0)
             .and_then(|()| fault::write_at(&journal, &plan_bytes, HEADER as u64))
             .and_then(|()| journal.sync_all());
         if let Err(e) = written {

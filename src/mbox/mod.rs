@@ -337,5 +337,13 @@ impl Opening {
     }
 }
 
+/// Test support: bytes written so far by expunges and their recovery in this
+/// process, as counted by the `POP3D_FAULT_EXPUNGE_AT` fault hook of debug
+/// builds (0 in release builds).
+#[doc(hidden)]
+pub fn fault_bytes_written() -> u64 {
+    journal::fault::written()
+}
+
 /// How long [`Step::Waiting`] and [`ExpungeStep::Waiting`] ask to wait at most.
 pub const MAX_WAIT: Duration = crate::config::LOCK_RETRY;
