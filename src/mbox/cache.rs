@@ -166,7 +166,11 @@ mod tests {
             uid_k: 0,
         };
         Cached::new(
-            FileId { dev: 1, ino },
+            FileId {
+                dev: 1,
+                ino,
+                birth: 0,
+            },
             Stamp::default(),
             SystemTime::now(),
             Index {
@@ -184,15 +188,43 @@ mod tests {
         c.put(cached(2, 10));
         c.put(cached(3, 10));
         assert_eq!(c.len(), 2);
-        assert!(c.take(FileId { dev: 1, ino: 1 }).is_none());
-        assert!(c.take(FileId { dev: 1, ino: 3 }).is_some());
+        assert!(
+            c.take(FileId {
+                dev: 1,
+                ino: 1,
+                birth: 0
+            })
+            .is_none()
+        );
+        assert!(
+            c.take(FileId {
+                dev: 1,
+                ino: 3,
+                birth: 0
+            })
+            .is_some()
+        );
         assert_eq!(c.len(), 1);
         // Bytes: 2000 messages = 80,000 bytes; a second one does not fit.
         c.put(cached(4, 2000));
         c.put(cached(5, 2000));
         assert!(c.bytes() <= 100_000);
-        assert!(c.take(FileId { dev: 1, ino: 5 }).is_some());
-        assert!(c.take(FileId { dev: 1, ino: 4 }).is_none());
+        assert!(
+            c.take(FileId {
+                dev: 1,
+                ino: 5,
+                birth: 0
+            })
+            .is_some()
+        );
+        assert!(
+            c.take(FileId {
+                dev: 1,
+                ino: 4,
+                birth: 0
+            })
+            .is_none()
+        );
         // Too big for the whole cache: not kept.
         c.put(cached(6, 3000));
         assert!(c.is_empty());

@@ -40,13 +40,17 @@ impl Stamp {
     }
 }
 
-/// Which file (device and inode numbers).
+/// Which file: device and inode numbers, and the birth time where the file
+/// system records one (0 otherwise), so that a new file given a deleted
+/// file's inode number is not taken for it.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct FileId {
     /// Device number.
     pub dev: u64,
     /// Inode number.
     pub ino: u64,
+    /// Birth time in nanoseconds since the epoch, 0 if unknown.
+    pub birth: i128,
 }
 
 /// `fstat` of the open mailbox: its identity and stamp, and its owner.
@@ -56,6 +60,7 @@ pub fn stat(file: &File) -> io::Result<(FileId, Stamp, u32)> {
         FileId {
             dev: m.dev(),
             ino: m.ino(),
+            birth: crate::sys::statx::birth_time(file).unwrap_or(0),
         },
         Stamp {
             size: m.len(),

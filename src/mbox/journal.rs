@@ -20,9 +20,11 @@
 //!   long, so its writes end at or below its own source; redoing it reads its
 //!   source again;
 //! - where the gap is smaller, source and destination overlap, so the block
-//!   (at most [`JOURNAL_BLOCK`] bytes) is read first and its bytes go into the
-//!   record: a redo writes them from the journal and reads nothing it may
-//!   have overwritten.
+//!   (at most [`JOURNAL_BLOCK`] bytes) is first copied into the record's slot
+//!   ("staged", streamed through [`COPY_CHUNK`] bytes of memory) and only then
+//!   written to its destination: a redo copies it from the journal and reads
+//!   nothing it may have overwritten. If the disk is too full to stage a
+//!   whole block, the block is cut to what was staged.
 //!
 //! Writes of a block never reach the source of any later block (sources lie
 //! above every write so far), so after a crash the last valid record says
@@ -60,13 +62,15 @@ use md5::{Digest, Md5};
 
 use super::file::{FileId, read_upto, sibling};
 use super::uidl::UidKey;
-use crate::config::{COPY_CHUNK, JOURNAL_BLOCK};
+use crate::config::COPY_CHUNK;
 
 const MAGIC: &[u8; 16] = b"pop3d-journal v1";
 const HEADER: usize = 4096;
 const REC_MAGIC: &[u8; 4] = b"P3JB";
 const REC_HEADER: usize = 128;
-const SLOT: u64 = (REC_HEADER + JOURNAL_BLOCK) as u64;
+/// Record header layout: fields in 0..56, data MD5 in 56..72, MD5 of 0..72
+/// in 72..88.
+const REC_FIELDS: usize = 56;
 const KIND_BLOCK: u8 = 1;
 const KIND_TRUNCATE: u8 = 2;
 const NONCE: usize = 16;
@@ -140,8 +144,8 @@ impl Plan {
         v
     }
 
-    fn header(&self, plan: &[u8]) -> [u8; 96] {
-        let mut h = [0u8; 96];
+    fn header(&self, plan: &[u8], block: u64) -> [u8; 120] {
+        let mut h = [0u8; 120];
         h[..16].copy_from_slice(MAGIC);
         for (i, v) in [
             self.id.dev,
@@ -150,15 +154,17 @@ impl Plan {
             self.new_len(),
             self.runs.len() as u64,
             self.retire.len() as u64,
+            block,
         ]
         .into_iter()
         .enumerate()
         {
             h[16 + 8 * i..24 + 8 * i].copy_from_slice(&v.to_le_bytes());
         }
-        h[64..80].copy_from_slice(&Md5::digest(plan)[..]);
-        let sum = Md5::digest(&h[..80]);
-        h[80..96].copy_from_slice(&sum[..]);
+        h[72..88].copy_from_slice(&self.id.birth.to_le_bytes());
+        h[88..104].copy_from_slice(&Md5::digest(plan)[..]);
+        let sum = Md5::digest(&h[..104]);
+        h[104..120].copy_from_slice(&sum[..]);
         h
     }
 }
@@ -174,6 +180,8 @@ fn u64_at(b: &[u8], at: usize) -> u64 {
 /// write that crosses N is cut at exactly N). Truncating and removing the
 /// journal count as one byte each. Release builds ignore the variable.
 pub(crate) mod fault {
+    use crate::config::{COPY_CHUNK, JOURNAL_BLOCK};
+
     #[cfg(debug_assertions)]
     mod imp {
         use std::sync::OnceLock;
@@ -237,6 +245,20 @@ pub(crate) mod fault {
         Ok(())
     }
 
+    /// The journal block size: [`JOURNAL_BLOCK`], or in debug builds
+    /// `POP3D_DEBUG_JOURNAL_BLOCK` (at least one copy chunk), so that tests
+    /// reach blocks of both kinds with small mailboxes.
+    pub fn block_size() -> u64 {
+        #[cfg(debug_assertions)]
+        if let Some(b) = std::env::var("POP3D_DEBUG_JOURNAL_BLOCK")
+            .ok()
+            .and_then(|v| v.parse::<u64>().ok())
+        {
+            return b.max(COPY_CHUNK as u64);
+        }
+        JOURNAL_BLOCK as u64
+    }
+
     /// Bytes counted by the fault hook so far (0 in release builds).
     pub fn written() -> u64 {
         imp::written()
@@ -250,8 +272,9 @@ pub(crate) mod fault {
     }
 }
 
-/// A journal record read back: sequence number, header bytes, data.
-type Record = (u64, Vec<u8>, Vec<u8>);
+/// A journal record read back: sequence number and header bytes (its data,
+/// if any, was checked in place).
+type Record = (u64, Vec<u8>);
 
 /// Which part of the compaction comes next.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -262,14 +285,18 @@ enum Phase {
 }
 
 /// A block being copied.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 struct Block {
     run: usize,
     off: u64,
     len: u64,
-    done: u64,
-    /// Its bytes are in `Compactor::buf` (and in its journal record).
+    /// Its bytes go through the journal (source and destination overlap).
     data: bool,
+    /// Bytes staged into the journal (data blocks) so far, and their MD5.
+    staged: u64,
+    sum: Option<Md5>,
+    /// The record is written: bytes copied to the destination so far.
+    applying: Option<u64>,
 }
 
 /// A compaction by a journal, stepped in bounded pieces.
@@ -278,6 +305,8 @@ pub struct Compactor {
     jpath: PathBuf,
     journal: File,
     slots_at: u64,
+    /// Largest staged block (the journal's slot size less the header).
+    block_max: u64,
     plan: Plan,
     /// Mail appended after a crash: one more run, from `old_size` on.
     ext: Option<Run>,
@@ -331,7 +360,8 @@ impl Compactor {
             .custom_flags(libc::O_NOFOLLOW | libc::O_NOCTTY)
             .open(&jpath)?;
         let plan_bytes = plan.plan_bytes();
-        let header = plan.header(&plan_bytes);
+        let block = fault::block_size();
+        let header = plan.header(&plan_bytes, block);
         let written = fault::write_at(&journal, &header, 0)
             .and_then(|()| fault::write_at(&journal, &plan_bytes, HEADER as u64))
             .and_then(|()| journal.sync_all());
@@ -344,6 +374,7 @@ impl Compactor {
             jpath,
             journal,
             slots_at: slots_at(plan_bytes.len()),
+            block_max: block,
             plan,
             ext: None,
             run: 0,
@@ -391,10 +422,10 @@ impl Compactor {
             fs::remove_file(&jpath)?;
             Ok(Found::Discarded(format!("{}: {why}", jpath.display())))
         };
-        let mut h = [0u8; 96];
+        let mut h = [0u8; 120];
         if read_upto(&journal, &mut h, 0)? < h.len()
             || &h[..16] != MAGIC
-            || Md5::digest(&h[..80])[..] != h[80..96]
+            || Md5::digest(&h[..104])[..] != h[104..120]
         {
             return discard("torn before the mailbox was touched; nothing to do");
         }
@@ -404,8 +435,18 @@ impl Compactor {
             u64_at(&h, 32),
             u64_at(&h, 40),
         );
-        let (nruns, nretire) = (u64_at(&h, 48), u64_at(&h, 56));
-        if (FileId { dev, ino }) != id {
+        let (nruns, nretire, block) = (u64_at(&h, 48), u64_at(&h, 56), u64_at(&h, 64));
+        if !(COPY_CHUNK as u64..=1 << 40).contains(&block) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "journal block size",
+            ));
+        }
+        let mut birth = [0u8; 16];
+        birth.copy_from_slice(&h[72..88]);
+        let birth = i128::from_le_bytes(birth);
+        let born_else = birth != 0 && id.birth != 0 && birth != id.birth;
+        if dev != id.dev || ino != id.ino || born_else {
             return discard("made for a file that is no longer this mailbox");
         }
         let plan_len = (nruns + nretire)
@@ -415,7 +456,7 @@ impl Compactor {
             as usize;
         let mut pb = vec![0u8; plan_len];
         if read_upto(&journal, &mut pb, HEADER as u64)? < plan_len
-            || Md5::digest(&pb)[..] != h[64..80]
+            || Md5::digest(&pb)[..] != h[88..104]
         {
             return discard("torn before the mailbox was touched; nothing to do");
         }
@@ -460,6 +501,7 @@ impl Compactor {
             jpath,
             journal,
             slots_at: slots_at(plan_len),
+            block_max: block,
             plan,
             ext,
             run: 0,
@@ -477,13 +519,13 @@ impl Compactor {
     fn recover_position(&mut self, file: &File) -> io::Result<()> {
         let mut best: Option<Record> = None;
         for slot in 0..2u64 {
-            if let Some((seq, head, data)) = self.read_slot(slot)?
+            if let Some((seq, head)) = self.read_slot(slot)?
                 && best.as_ref().is_none_or(|b| seq > b.0)
             {
-                best = Some((seq, head, data));
+                best = Some((seq, head));
             }
         }
-        let Some((seq, head, data)) = best else {
+        let Some((seq, head)) = best else {
             return Ok(()); // nothing was written yet: start at the beginning
         };
         self.seq = seq + 1;
@@ -497,18 +539,17 @@ impl Compactor {
                     "journal record out of range",
                 ));
             }
-            let has_data = head[13] == 1;
-            if has_data {
-                self.buf = data;
-            }
             self.run = run;
             self.off = off;
+            // Redo the whole block: from the journal, or from its source.
             self.block = Some(Block {
                 run,
                 off,
                 len,
-                done: 0,
-                data: has_data,
+                data: head[13] == 1,
+                staged: len,
+                sum: None,
+                applying: Some(0),
             });
             return Ok(());
         }
@@ -517,7 +558,7 @@ impl Compactor {
         let nonce_len = usize::from(u16::from_le_bytes([head[14], head[15]])).min(NONCE);
         let mut now = [0u8; NONCE];
         let got = read_upto(file, &mut now[..nonce_len], final_len)?;
-        if got == nonce_len && now[..nonce_len] == head[40..40 + nonce_len] && nonce_len > 0 {
+        if nonce_len > 0 && got == nonce_len && now[..nonce_len] == head[40..40 + nonce_len] {
             // Not truncated yet: continue from there (mail appended after
             // the crash may still have to be moved down).
             let ext_done = final_len.saturating_sub(self.plan.new_len());
@@ -532,34 +573,51 @@ impl Compactor {
         Ok(())
     }
 
-    /// A valid record in `slot`: (seq, header bytes, data).
-    fn read_slot(&self, slot: u64) -> io::Result<Option<Record>> {
-        let at = self.slots_at + slot * SLOT;
-        let mut head = vec![0u8; REC_HEADER];
-        if read_upto(&self.journal, &mut head, at)? < REC_HEADER || &head[..4] != REC_MAGIC {
-            return Ok(None);
-        }
-        let has_data = head[13] == 1;
-        let len = u64_at(&head, 32);
-        let mut data = Vec::new();
-        if has_data {
-            if len > JOURNAL_BLOCK as u64 {
-                return Ok(None);
-            }
-            data = vec![0u8; len as usize];
-            if read_upto(&self.journal, &mut data, at + REC_HEADER as u64)? < data.len() {
-                return Ok(None);
-            }
-        }
-        let mut sum = Md5::new();
-        sum.update(&head[..56]);
-        sum.update(&data);
-        if sum.finalize()[..] != head[56..72] {
-            return Ok(None);
-        }
-        Ok(Some((u64_at(&head, 4), head, data)))
+    fn slot_size(&self) -> u64 {
+        REC_HEADER as u64 + self.block_max
     }
 
+    /// Where slot `slot`'s data starts.
+    fn slot_data(&self, slot: u64) -> u64 {
+        self.slots_at + slot * self.slot_size() + REC_HEADER as u64
+    }
+
+    /// A valid record in `slot`: (seq, header bytes). The data of a data
+    /// record is checked against its MD5 (streamed).
+    fn read_slot(&mut self, slot: u64) -> io::Result<Option<Record>> {
+        let at = self.slots_at + slot * self.slot_size();
+        let mut head = vec![0u8; REC_HEADER];
+        if read_upto(&self.journal, &mut head, at)? < REC_HEADER
+            || &head[..4] != REC_MAGIC
+            || Md5::digest(&head[..72])[..] != head[72..88]
+        {
+            return Ok(None);
+        }
+        if head[12] == KIND_BLOCK && head[13] == 1 {
+            let len = u64_at(&head, 32);
+            if len > self.block_max {
+                return Ok(None);
+            }
+            let mut sum = Md5::new();
+            let mut done = 0;
+            let data_at = self.slot_data(slot);
+            self.buf.resize(COPY_CHUNK, 0);
+            while done < len {
+                let n = (len - done).min(COPY_CHUNK as u64) as usize;
+                if read_upto(&self.journal, &mut self.buf[..n], data_at + done)? < n {
+                    return Ok(None);
+                }
+                sum.update(&self.buf[..n]);
+                done += n as u64;
+            }
+            if sum.finalize()[..] != head[56..72] {
+                return Ok(None);
+            }
+        }
+        Ok(Some((u64_at(&head, 4), head)))
+    }
+
+    /// Writes a record header into the current slot and syncs the journal.
     fn write_record(
         &mut self,
         kind: u8,
@@ -567,30 +625,25 @@ impl Compactor {
         off: u64,
         len: u64,
         nonce: &[u8],
-        data: Option<&[u8]>,
+        data_sum: Option<[u8; 16]>,
     ) -> io::Result<()> {
         let mut head = [0u8; REC_HEADER];
         head[..4].copy_from_slice(REC_MAGIC);
         head[4..12].copy_from_slice(&self.seq.to_le_bytes());
         head[12] = kind;
-        head[13] = u8::from(data.is_some());
+        head[13] = u8::from(data_sum.is_some());
         head[14..16].copy_from_slice(&(nonce.len() as u16).to_le_bytes());
         head[16..24].copy_from_slice(&(run as u64).to_le_bytes());
         head[24..32].copy_from_slice(&off.to_le_bytes());
         head[32..40].copy_from_slice(&len.to_le_bytes());
         head[40..40 + nonce.len()].copy_from_slice(nonce);
-        let mut sum = Md5::new();
-        sum.update(&head[..56]);
-        if let Some(d) = data {
-            sum.update(d);
+        const { assert!(40 + NONCE <= REC_FIELDS) };
+        if let Some(d) = data_sum {
+            head[56..72].copy_from_slice(&d);
         }
-        let sum = sum.finalize();
-        head[56..72].copy_from_slice(&sum[..]);
-        let at = self.slots_at + (self.seq % 2) * SLOT;
-        // Data first, header last: a record is valid only when both are there.
-        if let Some(d) = data {
-            fault::write_at(&self.journal, d, at + REC_HEADER as u64)?;
-        }
+        let sum = Md5::digest(&head[..72]);
+        head[72..88].copy_from_slice(&sum[..]);
+        let at = self.slots_at + (self.seq % 2) * self.slot_size();
         fault::write_at(&self.journal, &head, at)?;
         self.journal.sync_data()?;
         self.seq += 1;
@@ -631,6 +684,9 @@ impl Compactor {
     /// compaction is complete (call [`Compactor::finish`] then).
     pub fn step(&mut self, file: &File, budget: usize) -> io::Result<bool> {
         let mut left = budget.max(1) as u64;
+        if self.buf.len() < COPY_CHUNK {
+            self.buf.resize(COPY_CHUNK, 0);
+        }
         while left > 0 {
             match self.phase {
                 Phase::Done => return Ok(true),
@@ -645,34 +701,65 @@ impl Compactor {
                 continue;
             };
             let r = self.run_at(b.run).expect("block of a known run");
-            let n =
-                (b.len - b.done)
-                    .min(left)
-                    .min(if b.data { u64::MAX } else { COPY_CHUNK as u64 });
-            let at = b.off + b.done;
-            if b.data {
-                let from = b.done as usize;
-                fault::write_at(file, &self.buf[from..from + n as usize], r.dst + at)?;
-            } else {
-                if self.buf.len() < COPY_CHUNK {
-                    self.buf.resize(COPY_CHUNK, 0);
+            let slot = self.seq % 2; // the slot of this block's record (not yet written)
+            match b.applying {
+                None => {
+                    // Staging a data block into the journal.
+                    let n = (b.len - b.staged).min(left).min(COPY_CHUNK as u64) as usize;
+                    let data_at = self.slot_data(slot);
+                    let chunk = &mut self.buf[..n];
+                    file.read_exact_at(chunk, r.src + b.off + b.staged)?;
+                    match fault::write_at(&self.journal, chunk, data_at + b.staged) {
+                        Ok(()) => {
+                            if let Some(sum) = b.sum.as_mut() {
+                                sum.update(&*chunk);
+                            }
+                            b.staged += n as u64;
+                            left = left.saturating_sub(n as u64);
+                        }
+                        // The disk is full: a shorter block will do.
+                        Err(e) if e.raw_os_error() == Some(libc::ENOSPC) && b.staged > 0 => {
+                            b.len = b.staged;
+                        }
+                        Err(e) => return Err(e),
+                    }
+                    if b.staged == b.len {
+                        let sum: [u8; 16] = b
+                            .sum
+                            .take()
+                            .map(|s| s.finalize().into())
+                            .unwrap_or_default();
+                        self.journal.sync_data()?;
+                        self.write_record(KIND_BLOCK, b.run, b.off, b.len, &[], Some(sum))?;
+                        b.applying = Some(0);
+                    }
                 }
-                let chunk = &mut self.buf[..n as usize];
-                file.read_exact_at(chunk, r.src + at)?;
-                fault::write_at(file, chunk, r.dst + at)?;
+                Some(done) => {
+                    let n = (b.len - done).min(left).min(COPY_CHUNK as u64) as usize;
+                    // The record went out already: its slot is the previous seq's.
+                    let data_at = self.slot_data((self.seq + 1) % 2);
+                    let chunk = &mut self.buf[..n];
+                    if b.data {
+                        self.journal.read_exact_at(chunk, data_at + done)?;
+                    } else {
+                        file.read_exact_at(chunk, r.src + b.off + done)?;
+                    }
+                    fault::write_at(file, chunk, r.dst + b.off + done)?;
+                    let done = done + n as u64;
+                    left = left.saturating_sub(n as u64);
+                    if done == b.len {
+                        self.off = b.off + b.len;
+                        continue;
+                    }
+                    b.applying = Some(done);
+                }
             }
-            b.done += n;
-            left = left.saturating_sub(n);
-            if b.done < b.len {
-                self.block = Some(b);
-            } else {
-                self.off = b.off + b.len;
-            }
+            self.block = Some(b);
         }
         Ok(self.phase == Phase::Done)
     }
 
-    /// Starts the next block (journals it), or moves to truncation.
+    /// Starts the next block, or moves on to truncation.
     fn next_block(&mut self, file: &File) -> io::Result<()> {
         loop {
             let Some(r) = self.run_at(self.run) else {
@@ -686,43 +773,29 @@ impl Compactor {
             }
             let gap = r.src - r.dst;
             let rest = r.len - self.off;
-            let data = gap < JOURNAL_BLOCK as u64;
-            let len = if data {
-                rest.min(JOURNAL_BLOCK as u64)
-            } else {
-                rest.min(gap)
-            };
-            if data {
-                self.buf.resize(len as usize, 0);
-                file.read_exact_at(&mut self.buf, r.src + self.off)?;
-            }
-            // Earlier blocks durable before this record may replace theirs.
+            let data = gap < self.block_max;
+            // Earlier blocks durable before their records may be replaced.
             if self.seq > 0 {
                 file.sync_data()?;
             }
-            let data_ref = if data {
-                Some(std::mem::take(&mut self.buf))
-            } else {
-                None
-            };
-            self.write_record(
-                KIND_BLOCK,
-                self.run,
-                self.off,
-                len,
-                &[],
-                data_ref.as_deref(),
-            )?;
-            if let Some(d) = data_ref {
-                self.buf = d;
-            }
-            self.block = Some(Block {
+            let mut b = Block {
                 run: self.run,
                 off: self.off,
-                len,
-                done: 0,
+                len: if data {
+                    rest.min(self.block_max)
+                } else {
+                    rest.min(gap)
+                },
                 data,
-            });
+                staged: 0,
+                sum: data.then(Md5::new),
+                applying: None,
+            };
+            if !data {
+                self.write_record(KIND_BLOCK, b.run, b.off, b.len, &[], None)?;
+                b.applying = Some(0);
+            }
+            self.block = Some(b);
             return Ok(());
         }
     }

@@ -135,6 +135,8 @@ pub struct Mailbox {
     broken: bool,
     /// Mail appended after the index was seen to start a new message.
     append_ok: bool,
+    /// Bytes the opening scanned (0 when a remembered index was used whole).
+    scanned: u64,
     expunging: Option<Box<expunge::Expunging>>,
 }
 
@@ -153,6 +155,7 @@ impl Mailbox {
             checked_at: SystemTime::now(),
             broken: false,
             append_ok: false,
+            scanned: 0,
             expunging: None,
         }
     }
@@ -231,6 +234,13 @@ impl Mailbox {
     /// Stored bytes of message `i`'s data (what [`Mailbox::read_data`] can return).
     pub fn data_len(&self, i: usize) -> u64 {
         self.entry(i).data_len
+    }
+
+    /// Bytes of the file the opening read to index it: the whole file after a
+    /// full scan, only mail appended since when a remembered index was used
+    /// (spot checks aside), 0 for an unchanged remembered mailbox.
+    pub fn scanned_bytes(&self) -> u64 {
+        self.scanned
     }
 
     /// True if the file's first message is UW IMAP's folder-internal-data

@@ -349,7 +349,8 @@ impl Opening {
         let skip = usize::from(index.hidden_first).min(index.entries.len());
         uidl::assign(&mut index.entries[skip..], &self.retired);
         let retired = std::mem::take(&mut self.retired);
-        let mb = self.mailbox(index, retired, self.stamp, self.checked_at);
+        let mut mb = self.mailbox(index, retired, self.stamp, self.checked_at);
+        mb.scanned = job.to - job.from;
         Ok(Step::Done(Box::new(mb)))
     }
 

@@ -91,7 +91,7 @@ impl Tail {
     }
 }
 
-/// Bytes after a scanned end that [`Tail::new_message_at`] needs to decide.
+/// Bytes after a scanned end that [`Tail::judge`] needs to decide.
 pub const APPEND_PROBE: usize = 2 + 5;
 
 /// Progress in recognising the pseudo-message's `Subject:` line.

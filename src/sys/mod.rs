@@ -6,3 +6,4 @@ pub mod dotlock;
 pub mod lock;
 pub mod net;
 pub mod process;
+pub mod statx;
