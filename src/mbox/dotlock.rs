@@ -8,10 +8,15 @@
 //!    the temporary file's link count is then 2;
 //! 3. remove the temporary name.
 //!
-//! A lock file older than [`DOTLOCK_STALE`] is stale and removed, unless it
-//! names a process that is running here (liblockfile treats that as valid
-//! however old). We refresh our own lock's mtime every [`DOTLOCK_REFRESH`]
-//! while we hold it, and remove it only if it is still the file we created.
+//! Staleness follows liblockfile (`dotlockfile(1)`): a lock file that holds the
+//! pid of a process running here is valid however old; one that holds the
+//! pid of a process that is not running is stale at once (so a crashed
+//! server's lock does not keep its users out for minutes); one without a pid
+//! is stale when older than [`DOTLOCK_STALE`]. Our own pid counts as running
+//! only for a lock younger than that (we refresh ours every
+//! [`DOTLOCK_REFRESH`] while we hold it). Like liblockfile this trusts pids
+//! on NFS too, where a pid may belong to another host. We remove our lock
+//! only if it is still the file we created.
 //!
 //! When the process may not create files in the spool directory (`EACCES`,
 //! `EPERM`, `EROFS`) the dotlock is [`DotTry::Unavailable`]: the caller goes on
@@ -228,14 +233,16 @@ fn remove_if_stale(lock: &Path) -> bool {
         .ok()
         .and_then(|m| SystemTime::now().duration_since(m).ok())
         .unwrap_or(Duration::ZERO);
-    if age < DOTLOCK_STALE {
-        return false;
-    }
-    if meta.file_type().is_file()
-        && let Some(pid) = holder_pid(lock)
-        && pid != std::process::id() as i32
-        && pid_alive(pid)
-    {
+    let pid = if meta.file_type().is_file() {
+        holder_pid(lock)
+    } else {
+        None
+    };
+    let stale = match pid {
+        Some(p) if p != std::process::id() as i32 => !pid_alive(p),
+        _ => age >= DOTLOCK_STALE,
+    };
+    if !stale {
         return false;
     }
     // Remove it only if it is still the file we judged (a fresh lock made in
@@ -342,8 +349,16 @@ mod tests {
             .set_modified(old)
             .unwrap();
         assert!(matches!(Dotlock::try_lock(&mb), DotTry::Busy));
+        // Young but naming a process that is gone: stale at once.
+        let mut gone = std::process::Command::new("true").spawn().unwrap();
+        let pid = gone.id();
+        gone.wait().unwrap();
+        fs::write(&lock, format!("{pid}\n")).unwrap();
+        drop(match Dotlock::try_lock(&mb) {
+            DotTry::Held(h) => h,
+            other => panic!("{other:?}"),
+        });
         // Someone else's lock is never removed by our drop.
-        fs::remove_file(&lock).unwrap();
         let held = match Dotlock::try_lock(&mb) {
             DotTry::Held(h) => h,
             other => panic!("{other:?}"),

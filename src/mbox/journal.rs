@@ -68,9 +68,10 @@ const MAGIC: &[u8; 16] = b"pop3d-journal v1";
 const HEADER: usize = 4096;
 const REC_MAGIC: &[u8; 4] = b"P3JB";
 const REC_HEADER: usize = 128;
-/// Record header layout: fields in 0..56, data MD5 in 56..72, MD5 of 0..72
-/// in 72..88.
-const REC_FIELDS: usize = 56;
+/// Record header layout: fields in 0..64 (the last one: where mail appended
+/// after a crash starts, 0 if none), data MD5 in 64..80, MD5 of 0..80 in
+/// 80..96.
+const REC_FIELDS: usize = 64;
 const KIND_BLOCK: u8 = 1;
 const KIND_TRUNCATE: u8 = 2;
 const NONCE: usize = 16;
@@ -316,6 +317,9 @@ pub struct Compactor {
     seq: u64,
     buf: Vec<u8>,
     phase: Phase,
+    /// A truncate record whose nonce is still in place at this length: it
+    /// must not be written again (a torn rewrite would lose the mark).
+    marked: Option<u64>,
 }
 
 /// What [`Compactor::resume`] found.
@@ -383,6 +387,7 @@ impl Compactor {
             seq: 0,
             buf: Vec::new(),
             phase: Phase::Moving,
+            marked: None,
         })
     }
 
@@ -483,40 +488,40 @@ impl Compactor {
                 "journal plan is inconsistent",
             ));
         }
-        if size < old_size {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!(
-                    "mailbox shrank to {size} bytes below the {old_size} bytes of its unfinished expunge ({})",
-                    jpath.display()
-                ),
-            ));
-        }
-        let ext = (size > old_size).then_some(Run {
-            src: old_size,
-            len: size - old_size,
-            dst: new_len,
-        });
         let mut c = Compactor {
             jpath,
             journal,
             slots_at: slots_at(plan_len),
             block_max: block,
             plan,
-            ext,
+            ext: None,
             run: 0,
             off: 0,
             block: None,
             seq: 0,
             buf: Vec::new(),
             phase: Phase::Moving,
+            marked: None,
         };
-        c.recover_position(file)?;
+        c.recover_position(file, size)?;
+        // Below the size at the plan, the file can only be if it was
+        // truncated at the end of the compaction.
+        if size < c.plan.old_size && c.phase != Phase::Done {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "mailbox shrank to {size} bytes below the {} bytes of its unfinished expunge ({})",
+                    c.plan.old_size,
+                    c.jpath.display()
+                ),
+            ));
+        }
         Ok(Found::Resume(Box::new(c)))
     }
 
-    /// Sets the position from the newest valid record.
-    fn recover_position(&mut self, file: &File) -> io::Result<()> {
+    /// Sets the position from the newest valid record, and the extension
+    /// run for mail appended after the crash (the file is now `size` long).
+    fn recover_position(&mut self, file: &File, size: u64) -> io::Result<()> {
         let mut best: Option<Record> = None;
         for slot in 0..2u64 {
             if let Some((seq, head)) = self.read_slot(slot)?
@@ -525,6 +530,17 @@ impl Compactor {
                 best = Some((seq, head));
             }
         }
+        let old = self.plan.old_size;
+        let ext_src = match best.as_ref().map(|(_, h)| u64_at(h, 56)) {
+            Some(src) if src != 0 => Some(src),
+            _ if size > old => Some(old + self.appended_lead(file, size)?),
+            _ => None,
+        };
+        self.ext = ext_src.filter(|&src| size > src).map(|src| Run {
+            src,
+            len: size - src,
+            dst: self.plan.new_len(),
+        });
         let Some((seq, head)) = best else {
             return Ok(()); // nothing was written yet: start at the beginning
         };
@@ -566,6 +582,7 @@ impl Compactor {
             self.off = ext_done;
             if self.ext.is_none_or(|e| ext_done >= e.len) {
                 self.phase = Phase::Truncating;
+                self.marked = Some(final_len);
             }
         } else {
             self.phase = Phase::Done;
@@ -575,6 +592,31 @@ impl Compactor {
 
     fn slot_size(&self) -> u64 {
         REC_HEADER as u64 + self.block_max
+    }
+
+    /// Empty lines that mail appended after the crash starts with, which must
+    /// not follow the compacted file: where the old file's end was deleted,
+    /// the kept part ends with a separator already (or is empty), and the
+    /// MDA wrote them only because the deleted end lacked one. Read before
+    /// anything from `old_size` on is written, so every recovery sees the
+    /// same bytes; records keep the result afterwards.
+    fn appended_lead(&self, file: &File, size: u64) -> io::Result<u64> {
+        let old = self.plan.old_size;
+        let kept_to_end = self.plan.runs.last().is_some_and(|r| r.src + r.len == old);
+        if kept_to_end {
+            return Ok(0);
+        }
+        let mut b = [0u8; 9];
+        let n = read_upto(file, &mut b[..(size - old).min(9) as usize], old)?;
+        let lead = b[..n]
+            .iter()
+            .take_while(|&&c| c == b'\n' || c == b'\r')
+            .count();
+        Ok(if b[lead..n].starts_with(b"From ") {
+            lead as u64
+        } else {
+            0
+        })
     }
 
     /// Where slot `slot`'s data starts.
@@ -589,7 +631,7 @@ impl Compactor {
         let mut head = vec![0u8; REC_HEADER];
         if read_upto(&self.journal, &mut head, at)? < REC_HEADER
             || &head[..4] != REC_MAGIC
-            || Md5::digest(&head[..72])[..] != head[72..88]
+            || Md5::digest(&head[..80])[..] != head[80..96]
         {
             return Ok(None);
         }
@@ -610,7 +652,7 @@ impl Compactor {
                 sum.update(&self.buf[..n]);
                 done += n as u64;
             }
-            if sum.finalize()[..] != head[56..72] {
+            if sum.finalize()[..] != head[64..80] {
                 return Ok(None);
             }
         }
@@ -637,12 +679,13 @@ impl Compactor {
         head[24..32].copy_from_slice(&off.to_le_bytes());
         head[32..40].copy_from_slice(&len.to_le_bytes());
         head[40..40 + nonce.len()].copy_from_slice(nonce);
-        const { assert!(40 + NONCE <= REC_FIELDS) };
+        const { assert!(40 + NONCE + 8 <= REC_FIELDS) };
+        head[56..64].copy_from_slice(&self.ext.map_or(0, |e| e.src).to_le_bytes());
         if let Some(d) = data_sum {
-            head[56..72].copy_from_slice(&d);
+            head[64..80].copy_from_slice(&d);
         }
-        let sum = Md5::digest(&head[..72]);
-        head[72..88].copy_from_slice(&sum[..]);
+        let sum = Md5::digest(&head[..80]);
+        head[80..96].copy_from_slice(&sum[..]);
         let at = self.slots_at + (self.seq % 2) * self.slot_size();
         fault::write_at(&self.journal, &head, at)?;
         self.journal.sync_data()?;
@@ -802,6 +845,14 @@ impl Compactor {
 
     fn truncate(&mut self, file: &File) -> io::Result<()> {
         let final_len = self.final_len();
+        if self.marked == Some(final_len) {
+            // Recorded and marked before a crash: only the truncation is left.
+            fault::event();
+            file.set_len(final_len)?;
+            file.sync_all()?;
+            self.phase = Phase::Done;
+            return Ok(());
+        }
         let size = file.metadata()?.len();
         let nonce_len = (size.saturating_sub(final_len)).min(NONCE as u64) as usize;
         let mut nonce = [0u8; NONCE];
