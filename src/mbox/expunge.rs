@@ -135,7 +135,7 @@ impl Mailbox {
                 Try::Busy => return Ok(ExpungeStep::Waiting(x.deadline.retry()?)),
             }
             let plan = self.plan(x)?;
-            let c = Compactor::create(&self.path, plan).map_err(|e| {
+            let c = Compactor::create(&self.path, self.owner, plan).map_err(|e| {
                 crate::crit!(
                     "{}: cannot create the expunge journal: {e}; nothing deleted \
                      (pop3d needs write access to the mailbox's directory)",

@@ -53,8 +53,9 @@ pub struct FileId {
     pub birth: i128,
 }
 
-/// `fstat` of the open mailbox: its identity and stamp, and its owner.
-pub fn stat(file: &File) -> io::Result<(FileId, Stamp, u32)> {
+/// `fstat` of the open mailbox: its identity and stamp, and its owner
+/// (uid, gid).
+pub fn stat(file: &File) -> io::Result<(FileId, Stamp, (u32, u32))> {
     let m = file.metadata()?;
     Ok((
         FileId {
@@ -69,7 +70,7 @@ pub fn stat(file: &File) -> io::Result<(FileId, Stamp, u32)> {
             ctime_sec: m.ctime(),
             ctime_nsec: m.ctime_nsec(),
         },
-        m.uid(),
+        (m.uid(), m.gid()),
     ))
 }
 

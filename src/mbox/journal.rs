@@ -351,10 +351,14 @@ fn sync_dir(p: &Path) {
 }
 
 impl Compactor {
-    /// Writes the journal for `plan` (next to the mailbox at `mailbox`) and
-    /// returns the compaction, not yet started. Nothing in the mailbox is
-    /// written here.
-    pub fn create(mailbox: &Path, plan: Plan) -> io::Result<Compactor> {
+    /// Writes the journal for `plan` (next to the mailbox at `mailbox`, owned
+    /// by `owner`) and returns the compaction, not yet started. Nothing in the
+    /// mailbox is written here.
+    ///
+    /// The journal belongs to the mailbox's owner: made by a process running
+    /// as root, it is handed over, so that a recovery running as the user can
+    /// read it (and trusts it).
+    pub fn create(mailbox: &Path, owner: (u32, u32), plan: Plan) -> io::Result<Compactor> {
         let jpath = path(mailbox);
         let journal = OpenOptions::new()
             .read(true)
@@ -363,6 +367,9 @@ impl Compactor {
             .mode(0o600)
             .custom_flags(libc::O_NOFOLLOW | libc::O_NOCTTY)
             .open(&jpath)?;
+        if journal.metadata()?.uid() != owner.0 {
+            let _ = std::os::unix::fs::fchown(&journal, Some(owner.0), Some(owner.1));
+        }
         let plan_bytes = plan.plan_bytes();
         let block = fault::block_size();
         let header = plan.header(&plan_bytes, block);

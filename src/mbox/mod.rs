@@ -123,7 +123,7 @@ pub struct Mailbox {
     /// `None` when the file did not exist at open.
     file: Option<File>,
     id: FileId,
-    owner: u32,
+    owner: (u32, u32),
     index: Index,
     retired: Retired,
     limits: MailboxLimits,
@@ -147,7 +147,7 @@ impl Mailbox {
             path: path.to_path_buf(),
             file,
             id: FileId::default(),
-            owner: 0,
+            owner: (0, 0),
             index: Index::default(),
             retired: Retired::default(),
             limits: *limits,

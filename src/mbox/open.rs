@@ -73,7 +73,7 @@ pub struct Opening {
     limits: MailboxLimits,
     file: Option<File>,
     id: FileId,
-    owner: u32,
+    owner: (u32, u32),
     deadline: Deadline,
     kind: LockKind,
     held: Option<Held>,
@@ -100,7 +100,7 @@ impl Opening {
             limits: *limits,
             file: None,
             id: FileId::default(),
-            owner: 0,
+            owner: (0, 0),
             deadline: Deadline::after(limits.lock_wait),
             kind: LockKind::Shared,
             held: None,
@@ -244,7 +244,7 @@ impl Opening {
         }
         self.held = Some(held);
         if journal {
-            match Compactor::resume(&self.path, file, self.id, owner, st.size) {
+            match Compactor::resume(&self.path, file, self.id, owner.0, st.size) {
                 Ok(Found::None) => {}
                 Ok(Found::Discarded(why)) => crate::notice!("removed expunge journal {why}"),
                 Ok(Found::Resume(c)) => {
@@ -282,7 +282,7 @@ impl Opening {
                 self.limits.max_bytes
             )));
         }
-        self.retired = retired::load(&self.path, self.owner);
+        self.retired = retired::load(&self.path, self.owner.0);
         let max = self.limits.max_messages;
         let mut job = ScanJob {
             scanner: Scanner::new(IndexSink::new(max)),

@@ -112,10 +112,11 @@ pub fn load(mailbox: &Path, owner: u32) -> Retired {
 /// may grow past its bound until the next commit prunes it.
 pub fn commit(
     mailbox: &Path,
-    owner: u32,
+    owner: (u32, u32),
     new: &[UidKey],
     live: Option<&[Entry]>,
 ) -> io::Result<Retired> {
+    let (owner, group) = owner;
     let p = path(mailbox);
     let mut all = read_records(&p, owner)?;
     if new.is_empty() {
@@ -130,6 +131,7 @@ pub fn commit(
             .mode(0o600)
             .custom_flags(libc::O_NOFOLLOW | libc::O_NOCTTY)
             .open(&p)?;
+        give(&f, owner, group)?;
         let mut out = Vec::with_capacity(MAGIC.len() + new.len() * RECORD);
         if fresh || f.metadata()?.len() < MAGIC.len() as u64 {
             f.set_len(0)?;
@@ -158,6 +160,7 @@ pub fn commit(
         .mode(0o600)
         .custom_flags(libc::O_NOFOLLOW | libc::O_NOCTTY)
         .open(&tmp)?;
+    give(&f, owner, group)?;
     let mut out = Vec::with_capacity(MAGIC.len() + kept.len() * RECORD);
     out.extend_from_slice(MAGIC);
     out.extend(kept.iter().flat_map(encode));
@@ -165,6 +168,14 @@ pub fn commit(
     f.sync_all()?;
     fs::rename(&tmp, &p)?;
     Ok(Retired::from_keys(kept))
+}
+
+/// Hands a file made by root over to the mailbox's owner.
+fn give(f: &File, owner: u32, group: u32) -> io::Result<()> {
+    if f.metadata()?.uid() != owner {
+        std::os::unix::fs::fchown(f, Some(owner), Some(group))?;
+    }
+    Ok(())
 }
 
 /// Keeps (in order) every record a live message depends on — its id comes
@@ -248,7 +259,7 @@ mod tests {
         assert!(load(&mb, owner).is_empty());
         let a = ([1; 8], [0; 4], 0);
         let b = ([1; 8], [2; 4], 1);
-        let r = commit(&mb, owner, &[a, b], Some(&[])).unwrap();
+        let r = commit(&mb, (owner, 0), &[a, b], Some(&[])).unwrap();
         assert!(r.contains(&a) && r.contains(&b));
         assert_eq!(load(&mb, owner), r);
         // A torn record is ignored and repaired by the next commit.
@@ -256,7 +267,7 @@ mod tests {
         f.write_all(&[9; 5]).unwrap();
         assert_eq!(load(&mb, owner).len(), 2);
         let c = ([3; 8], [0; 4], 0);
-        commit(&mb, owner, &[c], None).unwrap();
+        commit(&mb, (owner, 0), &[c], None).unwrap();
         assert_eq!(load(&mb, owner).len(), 3);
         // Someone else's file is ignored.
         if owner == 0 {
