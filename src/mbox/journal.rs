@@ -181,7 +181,7 @@ fn u64_at(b: &[u8], at: usize) -> u64 {
 /// write that crosses N is cut at exactly N). Truncating and removing the
 /// journal count as one byte each. Release builds ignore the variable.
 pub(crate) mod fault {
-    use crate::config::{COPY_CHUNK, JOURNAL_BLOCK};
+    use crate::config::JOURNAL_BLOCK;
 
     #[cfg(debug_assertions)]
     mod imp {
@@ -255,7 +255,7 @@ pub(crate) mod fault {
             .ok()
             .and_then(|v| v.parse::<u64>().ok())
         {
-            return b.max(COPY_CHUNK as u64);
+            return b.max(crate::config::COPY_CHUNK as u64);
         }
         JOURNAL_BLOCK as u64
     }
