@@ -30,6 +30,36 @@ pub const TURN_OUTPUT_BUDGET: usize = 256 * 1024;
 pub const COPY_CHUNK: usize = 64 * 1024;
 /// Read buffer for scanning a mailbox.
 pub const SCAN_CHUNK: usize = 64 * 1024;
+/// Bytes of mailbox one scan step reads (one event-loop turn of an opening).
+pub const SCAN_BUDGET: usize = 1024 * 1024;
+/// Bytes of mailbox one expunge step copies (one event-loop turn of an expunge).
+pub const EXPUNGE_BUDGET: usize = 1024 * 1024;
+/// Largest block of an expunge whose bytes are copied into the journal before
+/// they overwrite the mailbox (needed where a block's source and destination
+/// overlap). The journal then needs up to twice this on disk, for a moment;
+/// each block costs two fsyncs. Copies stream through [`COPY_CHUNK`] bytes of
+/// memory whatever the block size.
+pub const JOURNAL_BLOCK: usize = 16 * 1024 * 1024;
+/// How often to try again for a mailbox lock held by another program.
+pub const LOCK_RETRY: Duration = Duration::from_millis(25);
+/// A `USER.lock` dotlock older than this is stale and removed (liblockfile,
+/// procmail and Debian policy use 5 minutes).
+pub const DOTLOCK_STALE: Duration = Duration::from_secs(300);
+/// How often a held dotlock's mtime is refreshed during long operations.
+pub const DOTLOCK_REFRESH: Duration = Duration::from_secs(60);
+/// Mailboxes whose message indexes the daemon remembers between sessions.
+pub const INDEX_CACHE_ENTRIES: usize = 256;
+/// Memory the remembered indexes may use in total (40 bytes per message).
+pub const INDEX_CACHE_BYTES: usize = 32 * 1024 * 1024;
+/// Messages re-scanned at random, besides the last one, when a cheap check
+/// must confirm that the indexed part of a mailbox is unchanged.
+pub const SPOT_CHECK_MESSAGES: usize = 8;
+/// Largest message re-scanned whole by a spot check; of a larger one only the
+/// From_ line and its separator are checked.
+pub const SPOT_CHECK_BYTES: u64 = 64 * 1024;
+/// Retired UIDLs remembered per mailbox (16 bytes each, in
+/// `SPOOL/.USER.pop3d-uids`), so that an id is not given to another message.
+pub const UID_RETIRED_MAX: usize = 16 * 1024;
 
 /// Default standalone port (RFC 1939).
 pub const DEFAULT_PORT: u16 = 110;
@@ -58,6 +88,11 @@ pub struct MailboxLimits {
     pub max_bytes: u64,
     /// How long to keep trying for a mailbox lock before answering `[IN-USE]`.
     pub lock_wait: Duration,
+    /// Also take a `SPOOL/USER.lock` dotlock (Debian policy; default on).
+    pub dotlock: bool,
+    /// Also take a `flock(2)` lock (default off; do not enable on NFS, where
+    /// Linux emulates flock with the same record locks as fcntl).
+    pub flock: bool,
 }
 
 impl Default for MailboxLimits {
@@ -66,6 +101,8 @@ impl Default for MailboxLimits {
             max_messages: 2_097_152,
             max_bytes: 2_147_483_647,
             lock_wait: Duration::from_millis(1000),
+            dotlock: true,
+            flock: false,
         }
     }
 }

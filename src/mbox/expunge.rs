@@ -1,103 +1,245 @@
-//! In-place expunge: compact the kept messages' raw bytes (From_ line to the
-//! next message) towards the start of the file in bounded [`COPY_CHUNK`]
-//! copies, move mail appended during the session down after them byte for
-//! byte, truncate, fsync. The caller holds the exclusive lock and has verified
-//! the index. Inode, owner and mode stay; deleting everything leaves 0 bytes.
+//! Expunge in steps: [`Mailbox::expunge_start`] records what to delete;
+//! each [`Mailbox::expunge_step`] makes one non-blocking attempt at the
+//! exclusive locks (fcntl, dotlock, optional flock; [`ExpungeStep::Waiting`]
+//! until `lock_wait` has passed, then [`MboxError::InUse`]), or copies about
+//! a budget of bytes.
 //!
-//! Every copy moves bytes to a lower offset, reading ahead of what has been
-//! written, so a single pass is safe. It is not crash-safe: a crash in the
-//! middle leaves duplicated bytes. A later journal (write the plan first, redo
-//! it at the next open) extends [`compact`] without changing its callers.
+//! Under the lock, before anything is written: the stamp check and, unless
+//! it is quiet, a spot check of the index (`verify.rs`); a From_ line must
+//! still start at every point where the compaction cuts; mail appended
+//! during the session must start a new message where the index ended
+//! (otherwise [`MboxError::Changed`] and nothing is written). Then the plan
+//! (kept runs, UIDLs to retire) goes into the journal and the compaction of
+//! `journal.rs` runs, keeping inode, owner and mode; mail appended during
+//! the session is moved down after the kept messages byte for byte. At the
+//! end the file is truncated and fsynced, the retired UIDLs recorded, the
+//! journal removed, the locks dropped, and the mailbox describes the new file
+//! (every remaining message keeps its UIDL).
+//!
+//! The hidden pseudo-message is never deleted. Deleting everything leaves
+//! an empty file (mode and owner kept), as popa3d does.
+//!
+//! Unbounded work left in a step: writing the plan (16 bytes per run of kept
+//! messages and per deleted message) in the step that takes the lock, and
+//! the fsyncs (two per journal block).
 
-use std::fs::File;
-use std::io;
-use std::os::unix::fs::FileExt;
+use std::time::{Duration, SystemTime};
 
-use super::index::Index;
-use crate::config::COPY_CHUNK;
+use super::journal::{Compactor, Plan};
+use super::lock::{self, Deadline, Held, Try};
+use super::scan::Tail;
+use super::uidl::{self, UidKey};
+use super::{Expunged, Mailbox, MboxError, file, retired, verify};
+use crate::sys::lock::LockKind;
 
-/// Copies `len` bytes from offset `from` to offset `to <= from` in `file`.
-fn copy_down(file: &File, from: u64, to: u64, len: u64, buf: &mut [u8]) -> io::Result<()> {
-    debug_assert!(to <= from);
-    if from == to || len == 0 {
-        return Ok(());
-    }
-    let mut done = 0;
-    while done < len {
-        let n = (len - done).min(buf.len() as u64) as usize;
-        file.read_exact_at(&mut buf[..n], from + done)?;
-        file.write_all_at(&buf[..n], to + done)?;
-        done += n as u64;
-    }
-    Ok(())
+/// What an expunge step achieved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExpungeStep {
+    /// More to do: call [`Mailbox::expunge_step`] again on a later turn.
+    Pending,
+    /// Another program holds the lock: call again after this long.
+    Waiting(Duration),
+    /// Finished; no lock is held.
+    Done(Expunged),
 }
 
-/// How many bytes of appended data come before its first From_ line: an empty
-/// line that a fresh scan reads as the separator after an indexed end that was
-/// not followed by one (0, 1 or 2).
-fn appended_lead(file: &File, end: u64, size: u64) -> io::Result<u64> {
-    let mut head = [0u8; 7];
-    let n = ((size - end).min(7)) as usize;
-    file.read_exact_at(&mut head[..n], end)?;
-    let head = &head[..n];
-    Ok(if head.starts_with(b"\nFrom ") {
-        1
-    } else if head.starts_with(b"\r\nFrom ") {
-        2
-    } else {
-        0
-    })
+/// An expunge in progress (inside the [`Mailbox`]).
+#[derive(Debug)]
+pub(crate) struct Expunging {
+    /// Per entry (the hidden pseudo-message included): delete it.
+    deleted: Vec<bool>,
+    summary: Expunged,
+    deadline: Deadline,
+    held: Option<Held>,
+    compactor: Option<Box<Compactor>>,
 }
 
-/// Compacts `file` (now `size` bytes long) to the messages of `index` not
-/// `deleted`, keeps bytes after `index.end`, truncates and fsyncs; then makes
-/// `index` describe the new file. Returns the new file length.
-pub fn compact(
-    file: &File,
-    index: &mut Index,
-    deleted: impl Fn(usize) -> bool,
-    size: u64,
-) -> io::Result<u64> {
-    let n = index.entries.len();
-    let mut buf = vec![0u8; COPY_CHUNK];
-    // Kept messages, in order, from offset 0.
-    let mut w = 0u64;
-    for i in 0..n {
-        let start = index.entries[i].raw_start;
-        let len = index.raw_end(i) - start;
-        if !deleted(i) {
-            copy_down(file, start, w, len, &mut buf)?;
-            w += len;
+impl Mailbox {
+    /// Starts removing the messages marked in `deleted` (indexed like
+    /// messages; marks past `count()` are ignored, missing marks mean keep).
+    /// Nothing is done until [`Mailbox::expunge_step`]. With nothing marked
+    /// the file is never touched, even if it changed (as popa3d).
+    pub fn expunge_start(&mut self, deleted: &[bool]) {
+        let skip = usize::from(self.index.hidden_first).min(self.index.entries.len());
+        let mut summary = Expunged::default();
+        let mut marks = vec![false; self.index.entries.len()];
+        for (i, e) in self.index.visible().iter().enumerate() {
+            if deleted.get(i).copied().unwrap_or(false) {
+                marks[i + skip] = true;
+                summary.deleted += 1;
+                summary.deleted_bytes += e.size();
+            } else {
+                summary.kept += 1;
+                summary.kept_bytes += e.size();
+            }
         }
+        self.expunging = Some(Box::new(Expunging {
+            deleted: marks,
+            summary,
+            deadline: Deadline::after(self.limits.lock_wait),
+            held: None,
+            compactor: None,
+        }));
     }
-    let kept_end = w;
-    // Appended mail. If the last message is kept it still ends where an empty
-    // line may be needed before the new From_ line; otherwise what now precedes
-    // the appended mail is nothing or a message whose raw bytes end with its
-    // separator line, so such an empty line is dropped.
-    let mut from = index.end;
-    if size > index.end && n > 0 && deleted(n - 1) {
-        from += appended_lead(file, index.end, size)?;
-    }
-    copy_down(file, from, w, size - from, &mut buf)?;
-    let new_len = w + (size - from);
-    file.set_len(new_len)?;
-    file.sync_all()?;
 
-    // The index of the new file: kept entries with their new offsets.
-    let mut k = 0;
-    let mut off = 0u64;
-    for i in 0..n {
-        let len = index.raw_end(i) - index.entries[i].raw_start;
-        if !deleted(i) {
-            let mut e = index.entries[i];
-            e.raw_start = off;
-            index.entries[k] = e;
-            k += 1;
-            off += len;
+    /// Does one bounded piece of the expunge started by
+    /// [`Mailbox::expunge_start`]: one lock attempt, or copying about
+    /// `budget_bytes`. Must run with the mailbox user's file-system identity.
+    ///
+    /// On an error nothing was deleted, or (an I/O error in the middle of the
+    /// compaction) the journal stays and the next opening finishes the
+    /// expunge; either way the mailbox holds no lock and fails every later
+    /// check ([`Mailbox::verify`]).
+    pub fn expunge_step(&mut self, budget_bytes: usize) -> Result<ExpungeStep, MboxError> {
+        let Some(mut x) = self.expunging.take() else {
+            return Ok(ExpungeStep::Done(Expunged::default()));
+        };
+        match self.advance_expunge(&mut x, budget_bytes) {
+            Ok(ExpungeStep::Done(done)) => Ok(ExpungeStep::Done(done)),
+            Ok(other) => {
+                self.expunging = Some(x);
+                Ok(other)
+            }
+            Err(e) => {
+                if x.compactor.is_some() {
+                    crate::crit!(
+                        "{}: expunge stopped: {e}; the next login finishes it",
+                        self.path.display()
+                    );
+                }
+                if matches!(e, MboxError::Changed) || x.compactor.is_some() {
+                    self.broken = true;
+                }
+                Err(e)
+            }
         }
     }
-    index.entries.truncate(k);
-    index.end = kept_end;
-    Ok(new_len)
+
+    fn advance_expunge(
+        &mut self,
+        x: &mut Expunging,
+        budget: usize,
+    ) -> Result<ExpungeStep, MboxError> {
+        if x.summary.deleted == 0 {
+            return Ok(ExpungeStep::Done(x.summary));
+        }
+        if self.broken {
+            return Err(MboxError::Changed);
+        }
+        let Some(file) = self.file.as_ref() else {
+            return Ok(ExpungeStep::Done(x.summary)); // unreachable: messages imply a file
+        };
+        if x.held.is_none() {
+            match lock::try_acquire(file, &self.path, LockKind::Exclusive, &self.limits)? {
+                Try::Held(h) => x.held = Some(h),
+                Try::Busy => return Ok(ExpungeStep::Waiting(x.deadline.retry()?)),
+            }
+            let plan = self.plan(x)?;
+            let c = Compactor::create(&self.path, self.owner, plan).map_err(|e| {
+                crate::crit!(
+                    "{}: cannot create the expunge journal: {e}; nothing deleted \
+                     (pop3d needs write access to the mailbox's directory)",
+                    self.path.display()
+                );
+                MboxError::Io(e)
+            })?;
+            x.compactor = Some(Box::new(c));
+            return Ok(ExpungeStep::Pending);
+        }
+        let c = x.compactor.as_mut().expect("a plan under the lock");
+        let done = c.step(file, budget)?;
+        if let Some(h) = x.held.as_mut() {
+            h.refresh();
+        }
+        if !done {
+            return Ok(ExpungeStep::Pending);
+        }
+        let c = x.compactor.take().expect("a compaction");
+        self.reindex(&x.deleted);
+        let live = self.index.visible().to_vec();
+        match retired::commit(&self.path, self.owner, &c.plan().retire, Some(&live)) {
+            Ok(r) => self.retired = r,
+            Err(e) => crate::notice!(
+                "cannot record retired UIDLs of {}: {e}",
+                self.path.display()
+            ),
+        }
+        c.finish()?;
+        self.checked_at = SystemTime::now();
+        self.stamp = file::stamp(self.file.as_ref().expect("a file"))?;
+        x.held = None;
+        Ok(ExpungeStep::Done(x.summary))
+    }
+
+    /// Under the exclusive lock: checks the file and makes the plan.
+    fn plan(&self, x: &Expunging) -> Result<Plan, MboxError> {
+        let file = self.file.as_ref().expect("a file");
+        let now = file::stamp(file)?;
+        let index = &self.index;
+        if now.size < index.end {
+            return Err(MboxError::Changed);
+        }
+        if !verify::quiet(&self.stamp, &now, self.checked_at) {
+            verify::spot_check(file, index)?;
+        }
+        let del = &x.deleted;
+        let n = index.entries.len();
+        verify::cut_points(file, index, |i| {
+            (i > 0 && del[i] != del[i - 1]) || (i == 0 && del[0])
+        })?;
+        let appended = if now.size > index.end {
+            match verify::appended_start(file, index, now.size)? {
+                Some(at) => Some(at),
+                None => return Err(MboxError::Changed),
+            }
+        } else {
+            None
+        };
+        let mut kept: Vec<(u64, u64)> = Vec::new();
+        let mut retire: Vec<UidKey> = Vec::new();
+        let mut push = |src: u64, len: u64| match kept.last_mut() {
+            Some(last) if last.0 + last.1 == src => last.1 += len,
+            _ => kept.push((src, len)),
+        };
+        for (i, e) in index.entries.iter().enumerate() {
+            if del[i] {
+                retire.push(uidl::key(e, e.uid_k));
+            } else {
+                push(e.raw_start, index.raw_end(i) - e.raw_start);
+            }
+        }
+        if let Some(at) = appended {
+            // After a kept last message the appended bytes follow as they are
+            // (with their separator line); after a deleted one, from the From_
+            // line on.
+            let from = if n > 0 && !del[n - 1] { index.end } else { at };
+            push(from, now.size - from);
+        }
+        Ok(Plan::new(self.id, now.size, &kept, retire))
+    }
+
+    /// Makes the index describe the compacted file.
+    fn reindex(&mut self, deleted: &[bool]) {
+        self.append_ok = false;
+        let index = &mut self.index;
+        let n = index.entries.len();
+        let last_kept = n > 0 && !deleted[n - 1];
+        let mut k = 0;
+        let mut off = 0u64;
+        for (i, &gone) in deleted.iter().enumerate().take(n) {
+            let len = index.raw_end(i) - index.entries[i].raw_start;
+            if !gone {
+                let mut e = index.entries[i];
+                e.raw_start = off;
+                index.entries[k] = e;
+                k += 1;
+                off += len;
+            }
+        }
+        index.entries.truncate(k);
+        index.end = off;
+        if !last_kept {
+            index.tail = if k > 0 { Tail::Empty } else { Tail::Start };
+        }
+    }
 }

@@ -1,7 +1,8 @@
 //! File access for the mailbox engine: opening the mailbox safely (no
-//! symlinks, regular files only, read-write), the (size, mtime) stamp used for
-//! change detection, and feeding a byte range of the file to the scanner
-//! through one fixed buffer.
+//! symlinks, regular files only, read-write), the (size, mtime, ctime) stamp
+//! used for change detection, the (device, inode) identity the index cache is
+//! keyed by, and feeding a byte range of the file to the scanner through one
+//! fixed buffer.
 
 use std::fs::{File, OpenOptions};
 use std::io;
@@ -13,6 +14,10 @@ use super::scan::{ScanError, Scanner, Sink};
 use crate::config::SCAN_CHUNK;
 
 /// What `fstat` says about the file, as far as change detection cares.
+///
+/// The ctime is part of it because nobody can set it: every write, truncate,
+/// `utime` or `chmod` moves it to the current time, so a writer that puts the
+/// old mtime back (as some MUAs do) is still seen.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Stamp {
     /// File size in bytes.
@@ -21,23 +26,81 @@ pub struct Stamp {
     pub mtime_sec: i64,
     /// Modification time: nanoseconds within the second.
     pub mtime_nsec: i64,
+    /// Status change time: seconds since the epoch.
+    pub ctime_sec: i64,
+    /// Status change time: nanoseconds within the second.
+    pub ctime_nsec: i64,
 }
 
 impl Stamp {
-    /// Modification time in nanoseconds since the epoch.
-    pub fn mtime_ns(&self) -> i128 {
-        i128::from(self.mtime_sec) * 1_000_000_000 + i128::from(self.mtime_nsec)
+    /// The later of mtime and ctime, in nanoseconds since the epoch.
+    pub fn changed_ns(&self) -> i128 {
+        let ns = |s: i64, n: i64| i128::from(s) * 1_000_000_000 + i128::from(n);
+        ns(self.mtime_sec, self.mtime_nsec).max(ns(self.ctime_sec, self.ctime_nsec))
     }
 }
 
-/// `fstat` of the open mailbox.
-pub fn stamp(file: &File) -> io::Result<Stamp> {
+/// Which file: device and inode numbers, and the birth time where the file
+/// system records one (0 otherwise), so that a new file given a deleted
+/// file's inode number is not taken for it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct FileId {
+    /// Device number.
+    pub dev: u64,
+    /// Inode number.
+    pub ino: u64,
+    /// Birth time in nanoseconds since the epoch, 0 if unknown.
+    pub birth: i128,
+}
+
+/// `fstat` of the open mailbox: its identity and stamp, and its owner
+/// (uid, gid).
+pub fn stat(file: &File) -> io::Result<(FileId, Stamp, (u32, u32))> {
     let m = file.metadata()?;
-    Ok(Stamp {
-        size: m.len(),
-        mtime_sec: m.mtime(),
-        mtime_nsec: m.mtime_nsec(),
-    })
+    Ok((
+        FileId {
+            dev: m.dev(),
+            ino: m.ino(),
+            birth: crate::sys::statx::birth_time(file).unwrap_or(0),
+        },
+        Stamp {
+            size: m.len(),
+            mtime_sec: m.mtime(),
+            mtime_nsec: m.mtime_nsec(),
+            ctime_sec: m.ctime(),
+            ctime_nsec: m.ctime_nsec(),
+        },
+        (m.uid(), m.gid()),
+    ))
+}
+
+/// `fstat` of the open mailbox: its stamp.
+pub fn stamp(file: &File) -> io::Result<Stamp> {
+    stat(file).map(|(_, st, _)| st)
+}
+
+/// Reads up to `buf.len()` bytes at `offset`, fewer only at the end of the file.
+pub fn read_upto(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+    let mut got = 0;
+    while got < buf.len() {
+        match file.read_at(&mut buf[got..], offset + got as u64) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(got)
+}
+
+/// A sibling of the mailbox in its directory: `DIR/.NAME<suffix>`.
+pub fn sibling(path: &Path, suffix: &str) -> std::path::PathBuf {
+    use std::os::unix::ffi::OsStrExt;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut name = b".".to_vec();
+    name.extend_from_slice(path.file_name().map_or(&b"mbox"[..], |n| n.as_bytes()));
+    name.extend_from_slice(suffix.as_bytes());
+    dir.join(std::ffi::OsStr::from_bytes(&name))
 }
 
 fn refused(path: &Path, why: &str) -> MboxError {
@@ -106,10 +169,22 @@ pub fn feed_range<S: Sink>(
     buf: &mut [u8],
     to: u64,
 ) -> Result<(), FeedError> {
+    feed_some(file, scanner, buf, to, u64::MAX)
+}
+
+/// Like [`feed_range`] but stops after about `budget` bytes (whole chunks).
+pub fn feed_some<S: Sink>(
+    file: &File,
+    scanner: &mut Scanner<S>,
+    buf: &mut [u8],
+    to: u64,
+    budget: u64,
+) -> Result<(), FeedError> {
     let len = buf.len().min(SCAN_CHUNK);
     let buf = &mut buf[..len];
-    while scanner.pos() < to {
-        let want = (to - scanner.pos()).min(buf.len() as u64) as usize;
+    let stop = scanner.pos().saturating_add(budget.max(1)).min(to);
+    while scanner.pos() < stop {
+        let want = (stop - scanner.pos()).min(buf.len() as u64) as usize;
         let n = match file.read_at(&mut buf[..want], scanner.pos()) {
             Ok(0) => return Err(FeedError::Short),
             Ok(n) => n,
@@ -119,9 +194,4 @@ pub fn feed_range<S: Sink>(
         scanner.feed(&buf[..n]).map_err(FeedError::Scan)?;
     }
     Ok(())
-}
-
-/// A scan buffer of [`SCAN_CHUNK`] bytes.
-pub fn scan_buffer() -> Vec<u8> {
-    vec![0; SCAN_CHUNK]
 }

@@ -1,12 +1,13 @@
 //! The message index: one fixed-size [`Entry`] per message (40 bytes, no heap
 //! allocation per message), plus the sinks the scanner feeds entries into —
-//! [`IndexSink`] builds a new index, [`VerifySink`] compares a re-scan against an
-//! existing one.
+//! [`IndexSink`] builds a new index (or extends a remembered one), never
+//! growing past its message limit, and [`VerifySink`] compares a re-scan
+//! against an existing index.
 //!
-//! An index cache (keyed by device, inode, size and mtime) will later keep
-//! [`Index`] values across sessions; everything in it is plain data for that.
+//! An [`Index`] is plain data, so the index cache (`cache.rs`) keeps it across
+//! sessions as it is.
 
-use super::scan::{ScanError, ScanFault, Sink};
+use super::scan::{ScanError, ScanFault, Sink, Tail};
 
 /// What the scanner learns about one message. Offsets are file offsets.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -15,14 +16,18 @@ pub struct Entry {
     pub raw_start: u64,
     /// Stored data bytes (after the From_ line, without the separator line).
     pub data_len: u64,
-    /// Octets RETR sends before the final `.` line, dot-stuffing not counted.
-    pub size: u64,
+    /// Octets RETR sends before the final `.` line (dot-stuffing not
+    /// counted) minus `data_len`: one per bare LF, 2 without a final LF.
+    pub size_extra: u32,
+    /// Length of the From_ line with its LF: data starts at `raw_start + from_len`.
+    pub from_len: u32,
     /// First 8 bytes of popa3d's UIDL digest (MD5 of selected header lines).
     pub digest: [u8; 8],
     /// First 4 bytes of the MD5 of the whole data, to tell duplicates apart.
     pub data_sum: [u8; 4],
-    /// Length of the From_ line with its LF: data starts at `raw_start + from_len`.
-    pub from_len: u32,
+    /// Which of its candidate UIDLs the message has (0: popa3d's id; see
+    /// `uidl.rs`). Assigned after scanning; the scanner leaves 0.
+    pub uid_k: u32,
 }
 
 impl Entry {
@@ -30,19 +35,31 @@ impl Entry {
     pub fn data_start(&self) -> u64 {
         self.raw_start + u64::from(self.from_len)
     }
+
+    /// Octets RETR sends before the final `.` line, dot-stuffing not counted.
+    pub fn size(&self) -> u64 {
+        self.data_len + u64::from(self.size_extra)
+    }
+
+    /// True if both describe the same bytes (the assigned UIDL aside).
+    pub fn same_message(&self, other: &Entry) -> bool {
+        Entry { uid_k: 0, ..*self } == Entry { uid_k: 0, ..*other }
+    }
 }
 
 /// The index of a scanned mailbox.
 #[derive(Clone, Debug, Default)]
 pub struct Index {
-    /// One entry per message, in file order.
+    /// One entry per message, in file order (the hidden pseudo-message too).
     pub entries: Vec<Entry>,
-    /// Messages whose popa3d UIDL is not unique: `(message, ordinal)` sorted by
-    /// message, where the ordinal counts earlier byte-identical copies.
-    pub dups: Vec<(u32, u32)>,
     /// Length of the file part that was indexed; bytes after it were appended
     /// later and are not part of this index.
     pub end: u64,
+    /// What appended bytes must look like to start a new message at `end`.
+    pub tail: Tail,
+    /// The first entry is UW IMAP's folder-internal-data pseudo-message: not
+    /// shown to POP3 clients and never deleted.
+    pub hidden_first: bool,
 }
 
 impl Index {
@@ -54,17 +71,19 @@ impl Index {
         }
     }
 
-    /// The ordinal if message `i`'s popa3d UIDL is shared with another message.
-    pub fn dup(&self, i: usize) -> Option<u32> {
-        let i = u32::try_from(i).ok()?;
-        self.dups
-            .binary_search_by_key(&i, |&(m, _)| m)
-            .ok()
-            .map(|k| self.dups[k].1)
+    /// Entries shown to POP3 clients (all but a hidden pseudo-message).
+    pub fn visible(&self) -> &[Entry] {
+        &self.entries[usize::from(self.hidden_first).min(self.entries.len())..]
+    }
+
+    /// Heap bytes this index holds (for the cache's memory bound).
+    pub fn heap_bytes(&self) -> usize {
+        self.entries.capacity() * std::mem::size_of::<Entry>()
     }
 }
 
-/// Builds a new index, refusing more than `max` messages.
+/// Builds a new index, refusing more than `max` messages. Its memory never
+/// grows past `max` entries, however the vector would grow by itself.
 #[derive(Debug)]
 pub struct IndexSink {
     /// Entries found so far.
@@ -75,8 +94,13 @@ pub struct IndexSink {
 impl IndexSink {
     /// A sink that accepts at most `max` messages (and never more than `u32::MAX`).
     pub fn new(max: usize) -> IndexSink {
+        IndexSink::continuing(Vec::new(), max)
+    }
+
+    /// A sink that adds to the entries of an existing index.
+    pub fn continuing(entries: Vec<Entry>, max: usize) -> IndexSink {
         IndexSink {
-            entries: Vec::new(),
+            entries,
             max: max.min(u32::MAX as usize),
         }
     }
@@ -84,11 +108,16 @@ impl IndexSink {
 
 impl Sink for IndexSink {
     fn message(&mut self, entry: &Entry) -> Result<(), ScanError> {
-        if self.entries.len() >= self.max {
+        let len = self.entries.len();
+        if len >= self.max {
             return Err(ScanError {
                 offset: entry.raw_start,
                 fault: ScanFault::TooManyMessages(self.max),
             });
+        }
+        if len == self.entries.capacity() {
+            // Double, but never past the limit.
+            self.entries.reserve_exact(len.max(64).min(self.max - len));
         }
         self.entries.push(*entry);
         Ok(())
@@ -122,7 +151,7 @@ impl<'a> VerifySink<'a> {
 impl Sink for VerifySink<'_> {
     fn message(&mut self, entry: &Entry) -> Result<(), ScanError> {
         match self.expected.get(self.matched) {
-            Some(want) if want == entry => {
+            Some(want) if want.same_message(entry) => {
                 self.matched += 1;
                 Ok(())
             }
@@ -144,26 +173,49 @@ mod tests {
         assert!(std::mem::size_of::<Entry>() <= 40);
     }
 
-    #[test]
-    fn raw_end_and_dup_lookup() {
-        let e = |s| Entry {
+    fn e(s: u64) -> Entry {
+        Entry {
             raw_start: s,
             data_len: 1,
-            size: 2,
+            size_extra: 1,
+            from_len: 5,
             digest: [0; 8],
             data_sum: [0; 4],
-            from_len: 5,
-        };
-        let idx = Index {
+            uid_k: 0,
+        }
+    }
+
+    #[test]
+    fn raw_end_visible_and_size() {
+        let mut idx = Index {
             entries: vec![e(0), e(10), e(30)],
-            dups: vec![(0, 0), (2, 1)],
             end: 50,
+            ..Index::default()
         };
         assert_eq!(idx.raw_end(0), 10);
         assert_eq!(idx.raw_end(2), 50);
-        assert_eq!(idx.dup(0), Some(0));
-        assert_eq!(idx.dup(1), None);
-        assert_eq!(idx.dup(2), Some(1));
+        assert_eq!(idx.visible().len(), 3);
+        idx.hidden_first = true;
+        assert_eq!(idx.visible()[0].raw_start, 10);
         assert_eq!(e(7).data_start(), 12);
+        assert_eq!(e(7).size(), 2);
+        assert!(e(1).same_message(&Entry { uid_k: 3, ..e(1) }));
+        assert!(!e(1).same_message(&e(2)));
+    }
+
+    #[test]
+    fn sink_never_grows_past_its_limit() {
+        let mut sink = IndexSink::new(100);
+        for k in 0..100 {
+            sink.message(&e(k)).unwrap();
+        }
+        assert!(
+            sink.entries.capacity() <= 100,
+            "{}",
+            sink.entries.capacity()
+        );
+        let err = sink.message(&e(100)).unwrap_err();
+        assert_eq!(err.fault, ScanFault::TooManyMessages(100));
+        assert_eq!(err.offset, 100);
     }
 }

@@ -1,19 +1,29 @@
 //! The mailbox engine: an mbox file scanned into a compact message index by a
-//! streaming scanner, popa3d-compatible UIDLs, the RETR/TOP encoder (LF to CRLF,
-//! dot-stuffing), locking, change detection and in-place expunge.
+//! streaming scanner, popa3d-compatible unique UIDLs, the RETR/TOP encoder
+//! (LF to CRLF, dot-stuffing), locking (fcntl, dotlock, optional flock),
+//! change detection, an index cache, and crash-safe in-place expunge.
 //!
-//! The caller opens nothing itself: [`Mailbox::open`] takes the path and must be
-//! called with the file-system identity of the mailbox's user already in force.
+//! The caller opens nothing itself: [`Opening::start`] (or the blocking
+//! convenience [`Mailbox::open`]) takes the path and must be called with the
+//! file-system identity of the mailbox's user already in force; so must each
+//! later [`Opening::step`] and each expunge step (they create and remove the
+//! dotlock and the journal in the spool directory).
 //!
-//! Files: `scan.rs` (streaming scanner), `index.rs` (40-byte entries, sinks),
-//! `uidl.rs` (popa3d digest and unique ids), `encode.rs` (RETR/TOP encoder),
-//! `file.rs` (safe open, stamps, chunked reads), `lock.rs` (lock policy; the
-//! libc calls are in `sys::lock`), `verify.rs` (change detection),
-//! `expunge.rs` (compaction).
+//! Files: `open.rs` (bounded, resumable opening), `scan.rs` (streaming
+//! scanner), `index.rs` (40-byte entries, sinks), `uidl.rs` (popa3d digest and
+//! unique ids), `retired.rs` (ids of deleted messages), `cache.rs` (index
+//! cache), `encode.rs` (RETR/TOP encoder), `file.rs` (safe open, stamps,
+//! chunked reads), `lock.rs` (lock policy), `dotlock.rs` (`USER.lock`),
+//! `verify.rs` (change detection), `expunge.rs` (expunge steps), `journal.rs`
+//! (crash-safe compaction).
 //!
-//! Usage by a session: `open` once after login (takes a shared lock while
-//! scanning); `verify` before and after sending each message's data with
-//! `read_data` + [`Encoder`]; `expunge` at QUIT. No lock is held in between.
+//! Usage by a session: open once after login (a shared lock is held while
+//! scanning only); [`Mailbox::verify`] before and after sending each
+//! message's data with [`Mailbox::read_data`] + [`Encoder`]; at QUIT
+//! [`Mailbox::expunge_start`] and [`Mailbox::expunge_step`] until done; at the
+//! end [`Mailbox::into_cache`]. No lock is held in between, and no call ever
+//! sleeps except the blocking conveniences [`Mailbox::open`] and
+//! [`Mailbox::expunge`].
 
 use std::fmt;
 use std::fs::File;
@@ -22,14 +32,18 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use crate::config::MailboxLimits;
-use crate::sys::lock::LockKind;
+use crate::config::{EXPUNGE_BUDGET, MailboxLimits, SCAN_BUDGET};
 
+mod cache;
+mod dotlock;
 mod encode;
 mod expunge;
 mod file;
 pub mod index;
+mod journal;
 mod lock;
+mod open;
+mod retired;
 pub mod scan;
 mod uidl;
 mod verify;
@@ -37,11 +51,14 @@ mod verify;
 #[cfg(test)]
 mod tests;
 
+pub use cache::IndexCache;
 pub use encode::Encoder;
+pub use expunge::ExpungeStep;
+pub use open::{Opening, Step};
 
-use file::{FeedError, Stamp};
-use index::{Index, IndexSink};
-use scan::Scanner;
+use file::{FileId, Stamp};
+use index::Index;
+use uidl::Retired;
 
 /// A unique id of a message, as sent by UIDL (at most 70 printable characters).
 pub type Uid = heapless::String<72>;
@@ -105,75 +122,82 @@ pub struct Mailbox {
     path: PathBuf,
     /// `None` when the file did not exist at open.
     file: Option<File>,
+    id: FileId,
+    owner: (u32, u32),
     index: Index,
-    lock_wait: Duration,
+    retired: Retired,
+    limits: MailboxLimits,
     /// The file's stamp when the index was last confirmed, and when that was.
     stamp: Stamp,
     checked_at: SystemTime,
+    /// The file changed underneath: every later check fails, and the index
+    /// is not given to the cache.
+    broken: bool,
+    /// Mail appended after the index was seen to start a new message.
+    append_ok: bool,
+    /// Bytes the opening scanned (0 when a remembered index was used whole).
+    scanned: u64,
+    expunging: Option<Box<expunge::Expunging>>,
 }
 
 impl Mailbox {
-    /// Opens and scans the mailbox at `path`. A missing file is an empty mailbox.
-    ///
-    /// Refused (with the path and reason): not a regular file (symlinks
-    /// included), not starting with a From_ line, a message without data, over
-    /// `limits.max_messages` or `limits.max_bytes`. A file that cannot be opened
-    /// read-write is an I/O error. Holds a shared lock while scanning only.
-    pub fn open(path: &Path, limits: &MailboxLimits) -> Result<Mailbox, MboxError> {
-        let mut mailbox = Mailbox {
+    /// An empty mailbox (no file, or an empty one).
+    fn empty(path: &Path, limits: &MailboxLimits, file: Option<File>) -> Mailbox {
+        Mailbox {
             path: path.to_path_buf(),
-            file: None,
+            file,
+            id: FileId::default(),
+            owner: (0, 0),
             index: Index::default(),
-            lock_wait: limits.lock_wait,
+            retired: Retired::default(),
+            limits: *limits,
             stamp: Stamp::default(),
             checked_at: SystemTime::now(),
-        };
-        let Some(file) = file::open_mailbox(path)? else {
-            return Ok(mailbox);
-        };
-        let st = file::stamp(&file)?;
-        if st.size == 0 {
-            mailbox.stamp = st;
-            mailbox.file = Some(file);
-            return Ok(mailbox);
+            broken: false,
+            append_ok: false,
+            scanned: 0,
+            expunging: None,
         }
-        let held = lock::acquire(&file, LockKind::Shared, limits.lock_wait)?;
-        // Taken before the stamp: see `verify::unchanged`.
-        let checked_at = SystemTime::now();
-        let st = file::stamp(&file)?;
-        if st.size > limits.max_bytes {
-            return Err(MboxError::Refused(format!(
-                "{}: {} bytes is over the limit of {} bytes",
-                path.display(),
-                st.size,
-                limits.max_bytes
-            )));
+    }
+
+    /// Opens and scans the mailbox at `path`, blocking: a loop of
+    /// [`Opening::step`] that sleeps while another program holds the lock.
+    /// For tests and simple callers; the event loop uses [`Opening`].
+    ///
+    /// A missing file is an empty mailbox. Refused (with the path and
+    /// reason): not a regular file (symlinks included), not starting with a
+    /// From_ line, a message without data, over `limits.max_messages` or
+    /// `limits.max_bytes`. A file that cannot be opened read-write is an
+    /// I/O error. [`MboxError::InUse`] if the lock is not had within
+    /// `limits.lock_wait`.
+    pub fn open(path: &Path, limits: &MailboxLimits) -> Result<Mailbox, MboxError> {
+        Opening::start(path, limits, None)?.finish_blocking()
+    }
+
+    /// Like [`Mailbox::open`], using and refreshing `cache`.
+    pub fn open_cached(
+        path: &Path,
+        limits: &MailboxLimits,
+        cache: &mut IndexCache,
+    ) -> Result<Mailbox, MboxError> {
+        Opening::start(path, limits, Some(cache))?.finish_blocking()
+    }
+
+    /// Gives the index back to `cache` for the next session (the daemon calls
+    /// this when a session ends, however it ended). Nothing is kept for a
+    /// mailbox that changed underneath the session or whose expunge did not
+    /// complete.
+    pub fn into_cache(self, cache: &mut IndexCache) {
+        if self.broken || self.expunging.is_some() || self.file.is_none() || self.stamp.size == 0 {
+            return;
         }
-        let mut scanner = Scanner::new(IndexSink::new(limits.max_messages));
-        let mut buf = file::scan_buffer();
-        let scanned = match file::feed_range(&file, &mut scanner, &mut buf, st.size) {
-            Ok(()) => scanner.finish(),
-            Err(FeedError::Scan(e)) => Err(e),
-            Err(FeedError::Io(e)) => return Err(MboxError::Io(e)),
-            Err(FeedError::Short) => return Err(MboxError::Changed),
-        };
-        let mut entries = match scanned {
-            Ok(sink) => sink.entries,
-            Err(e) => {
-                return Err(MboxError::Refused(format!("{}: {}", path.display(), e)));
-            }
-        };
-        drop(held);
-        entries.shrink_to_fit();
-        mailbox.index = Index {
-            dups: uidl::find_dups(&entries),
-            entries,
-            end: st.size,
-        };
-        mailbox.stamp = st;
-        mailbox.checked_at = checked_at;
-        mailbox.file = Some(file);
-        Ok(mailbox)
+        cache.put(cache::Cached::new(
+            self.id,
+            self.stamp,
+            self.checked_at,
+            self.index,
+            self.retired,
+        ));
     }
 
     /// The path the mailbox was opened from.
@@ -181,56 +205,89 @@ impl Mailbox {
         &self.path
     }
 
+    fn entry(&self, i: usize) -> &index::Entry {
+        &self.index.visible()[i]
+    }
+
     /// Number of messages (numbering is 0-based here; POP3 adds 1).
     pub fn count(&self) -> usize {
-        self.index.entries.len()
+        self.index.visible().len()
     }
 
     /// Octets RETR sends for message `i` before the terminating `.` line, dot-stuffing not counted.
     ///
     /// Panics if `i >= count()` (as do the other per-message methods).
     pub fn size(&self, i: usize) -> u64 {
-        self.index.entries[i].size
+        self.entry(i).size()
     }
 
     /// Sum of all message sizes.
     pub fn total_size(&self) -> u64 {
-        self.index.entries.iter().map(|e| e.size).sum()
+        self.index.visible().iter().map(|e| e.size()).sum()
     }
 
     /// Unique id of message `i`.
     pub fn uid(&self, i: usize) -> Uid {
-        uidl::format(&self.index.entries[i], self.index.dup(i))
+        uidl::format(self.entry(i))
     }
 
     /// Stored bytes of message `i`'s data (what [`Mailbox::read_data`] can return).
     pub fn data_len(&self, i: usize) -> u64 {
-        self.index.entries[i].data_len
+        self.entry(i).data_len
+    }
+
+    /// Bytes of the file the opening read to index it: the whole file after a
+    /// full scan, only mail appended since when a remembered index was used
+    /// (spot checks aside), 0 for an unchanged remembered mailbox.
+    pub fn scanned_bytes(&self) -> u64 {
+        self.scanned
+    }
+
+    /// True if the file's first message is UW IMAP's folder-internal-data
+    /// pseudo-message, which is not shown.
+    pub fn hides_pseudo_message(&self) -> bool {
+        self.index.hidden_first
     }
 
     /// Checks that the indexed part of the file is unchanged (appends are fine).
     ///
-    /// Cheap when the file's size and mtime are as last confirmed and the mtime
-    /// is over a second older than that confirmation; otherwise re-scans the
-    /// indexed bytes under a shared lock ([`MboxError::InUse`] if it cannot be
-    /// had in time). Appended messages stay invisible.
+    /// Takes no lock and never waits: nothing when the stamp is quiet (see
+    /// `verify.rs`), otherwise a spot check of a bounded number of messages.
+    /// Appended messages stay invisible. After [`MboxError::Changed`] every
+    /// later call fails too.
     pub fn verify(&mut self) -> Result<(), MboxError> {
+        if self.broken {
+            return Err(MboxError::Changed);
+        }
         let Some(file) = self.file.as_ref() else {
             return Ok(());
         };
         let now = file::stamp(file)?;
-        if now.size < self.index.end {
-            return Err(MboxError::Changed);
+        let result = if now.size < self.index.end {
+            Err(MboxError::Changed)
+        } else if verify::quiet(&self.stamp, &now, self.checked_at) {
+            Ok(())
+        } else {
+            verify::spot_check(file, &self.index).and_then(|()| {
+                // Appended mail must start a new message (judged once; a
+                // writer still in the middle of it is given time).
+                if self.append_ok || now.size == self.index.end {
+                    return Ok(());
+                }
+                match verify::appended(file, &self.index, now.size)? {
+                    scan::Appended::Starts(_) => {
+                        self.append_ok = true;
+                        Ok(())
+                    }
+                    scan::Appended::Undecided => Ok(()),
+                    scan::Appended::Continues => Err(MboxError::Changed),
+                }
+            })
+        };
+        if matches!(result, Err(MboxError::Changed)) {
+            self.broken = true;
         }
-        if verify::unchanged(&self.stamp, &now, self.checked_at) {
-            return Ok(());
-        }
-        let held = lock::acquire(file, LockKind::Shared, self.lock_wait)?;
-        let (st, at) = verify::rescan(file, &self.index)?;
-        drop(held);
-        self.stamp = st;
-        self.checked_at = at;
-        Ok(())
+        result
     }
 
     /// Reads stored data of message `i` from `offset` within the message.
@@ -238,7 +295,7 @@ impl Mailbox {
     /// Returns 0 at the end of the data. Call [`Mailbox::verify`] before and
     /// after sending a message; this read takes no lock.
     pub fn read_data(&self, i: usize, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
-        let e = &self.index.entries[i];
+        let e = self.entry(i);
         if offset >= e.data_len || buf.is_empty() {
             return Ok(0);
         }
@@ -261,46 +318,42 @@ impl Mailbox {
         }
     }
 
-    /// Removes the messages marked in `deleted` (indexed like messages), in place.
-    ///
-    /// Marks past `count()` are ignored; missing marks mean "keep". With nothing
-    /// marked the file is not touched at all. Otherwise: exclusive lock, the
-    /// [`Mailbox::verify`] check, compaction that keeps mail appended during the
-    /// session, truncate, fsync, unlock. Afterwards the mailbox describes the
-    /// new file (ids of former duplicates may become plain popa3d ids).
+    /// Removes the messages marked in `deleted` (indexed like messages), in
+    /// place, blocking: [`Mailbox::expunge_start`] and a loop of
+    /// [`Mailbox::expunge_step`] that sleeps while another program holds the
+    /// lock. For tests and simple callers; the event loop steps instead.
     pub fn expunge(&mut self, deleted: &[bool]) -> Result<Expunged, MboxError> {
-        let is_deleted = |i: usize| deleted.get(i).copied().unwrap_or(false);
-        let mut done = Expunged::default();
-        for (i, e) in self.index.entries.iter().enumerate() {
-            if is_deleted(i) {
-                done.deleted += 1;
-                done.deleted_bytes += e.size;
-            } else {
-                done.kept += 1;
-                done.kept_bytes += e.size;
+        self.expunge_start(deleted);
+        loop {
+            match self.expunge_step(EXPUNGE_BUDGET)? {
+                ExpungeStep::Done(done) => return Ok(done),
+                ExpungeStep::Pending => {}
+                ExpungeStep::Waiting(d) => std::thread::sleep(d),
             }
         }
-        if done.deleted == 0 {
-            return Ok(done);
-        }
-        let Some(file) = self.file.as_ref() else {
-            return Ok(done); // unreachable: messages imply a file
-        };
-        let held = lock::acquire(file, LockKind::Exclusive, self.lock_wait)?;
-        let now = file::stamp(file)?;
-        if now.size < self.index.end {
-            return Err(MboxError::Changed);
-        }
-        if !verify::unchanged(&self.stamp, &now, self.checked_at) {
-            verify::rescan(file, &self.index)?;
-        }
-        expunge::compact(file, &mut self.index, is_deleted, now.size)?;
-        let at = SystemTime::now();
-        let st = file::stamp(file)?;
-        drop(held);
-        self.index.dups = uidl::find_dups(&self.index.entries);
-        self.stamp = st;
-        self.checked_at = at;
-        Ok(done)
     }
 }
+
+impl Opening {
+    /// Steps to the end, sleeping while waiting for a lock.
+    fn finish_blocking(mut self) -> Result<Mailbox, MboxError> {
+        loop {
+            match self.step(SCAN_BUDGET)? {
+                Step::Done(mb) => return Ok(*mb),
+                Step::Pending => {}
+                Step::Waiting(d) => std::thread::sleep(d),
+            }
+        }
+    }
+}
+
+/// Test support: bytes written so far by expunges and their recovery in this
+/// process, as counted by the `POP3D_FAULT_EXPUNGE_AT` fault hook of debug
+/// builds (0 in release builds).
+#[doc(hidden)]
+pub fn fault_bytes_written() -> u64 {
+    journal::fault::written()
+}
+
+/// How long [`Step::Waiting`] and [`ExpungeStep::Waiting`] ask to wait at most.
+pub const MAX_WAIT: Duration = crate::config::LOCK_RETRY;

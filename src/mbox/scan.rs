@@ -16,6 +16,13 @@
 //! empty too, so CRLF mailboxes split. The single empty line before a separator
 //! (or at end of file) is not message data, unless it is the line that ends the
 //! message's header block (a message without body keeps it).
+//!
+//! The scanner can also start at any message's From_ line ([`Scanner::at`]):
+//! re-checking one message, or continuing an index whose end is known. At any
+//! point [`Scanner::tail`] says what appended bytes would have to look like to
+//! start a new message without changing the last one. For the first message
+//! of a file it notices UW IMAP / Pine's folder-internal-data pseudo-message
+//! (its `Subject:` is [`PSEUDO_SUBJECT`]).
 
 use std::fmt;
 
@@ -27,6 +34,84 @@ use super::uidl;
 /// Bytes of a line kept before it is classified: enough for the longest header
 /// name the UIDL digest looks at (`X-Delivery-ID:`) and for `From `.
 pub const HEAD: usize = 14;
+
+/// The subject of the pseudo-message UW IMAP (c-client) and Pine keep first
+/// in an mbox for their own bookkeeping; it is not mail and is hidden.
+pub const PSEUDO_SUBJECT: &[u8] = b"DON'T DELETE THIS MESSAGE -- FOLDER INTERNAL DATA";
+
+/// What appended bytes must look like, given where the scan stands, for the
+/// last message to stay as it is and a new message to start.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Tail {
+    /// Nothing scanned yet: the next byte must start a From_ line.
+    #[default]
+    Start,
+    /// The last line was an empty line (a separator or the end of a header
+    /// block): a From_ line must follow at once.
+    Empty,
+    /// The last line was a complete body line: an empty line (`\n` or
+    /// `\r\n`) and then a From_ line must follow.
+    Body,
+    /// Anything appended changes the last message (it ends inside a line, or
+    /// in its header block).
+    Other,
+}
+
+/// What the bytes appended after a scanned end are.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Appended {
+    /// A new message starts this many bytes (0, 1 or 2) into them.
+    Starts(usize),
+    /// Too few bytes to tell, but what is there can still become a new
+    /// message (a writer may be in the middle of appending it).
+    Undecided,
+    /// They continue the last message instead.
+    Continues,
+}
+
+impl Tail {
+    /// Judges `appended`, the bytes after the scanned end (at most
+    /// [`APPEND_PROBE`] of them are looked at).
+    pub fn judge(self, appended: &[u8]) -> Appended {
+        let lead: &[u8] = match self {
+            Tail::Start | Tail::Empty => b"",
+            Tail::Body if appended.first() == Some(&b'\r') => b"\r\n",
+            Tail::Body => b"\n",
+            Tail::Other => return Appended::Continues,
+        };
+        let want = [lead, b"From "].concat();
+        let n = appended.len().min(want.len());
+        if appended[..n] != want[..n] {
+            Appended::Continues
+        } else if n < want.len() {
+            Appended::Undecided
+        } else {
+            Appended::Starts(lead.len())
+        }
+    }
+}
+
+/// Bytes after a scanned end that [`Tail::judge`] needs to decide.
+pub const APPEND_PROBE: usize = 2 + 5;
+
+/// Progress in recognising the pseudo-message's `Subject:` line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Pseudo {
+    /// Not the first message of the file, or already decided against.
+    No,
+    /// In the first message's headers, no `Subject:` seen yet.
+    Armed,
+    /// After `Subject:`, skipping blanks.
+    Blank,
+    /// This many bytes of [`PSEUDO_SUBJECT`] matched.
+    Text(u8),
+    /// The whole subject matched; trailing blanks and the line end may follow.
+    After,
+    /// ... and a CR.
+    Cr,
+    /// The first message is the pseudo-message.
+    Yes,
+}
 
 /// Receives each message's entry as soon as its end is known.
 pub trait Sink {
@@ -45,6 +130,8 @@ pub enum ScanFault {
     FromLineTooLong,
     /// More messages than the limit allows.
     TooManyMessages(usize),
+    /// A message whose POP3 size exceeds its stored size by 4 GiB or more.
+    MessageTooLarge,
     /// A re-scan found a message different from the indexed one.
     Mismatch,
 }
@@ -77,6 +164,9 @@ impl fmt::Display for ScanError {
                 "more than {} messages (limit reached at offset {})",
                 max, self.offset
             ),
+            ScanFault::MessageTooLarge => {
+                write!(f, "message at offset {} is too large", self.offset)
+            }
             ScanFault::Mismatch => {
                 write!(f, "message at offset {} changed", self.offset)
             }
@@ -140,15 +230,22 @@ pub struct Scanner<S> {
     seen_received: bool,
     uid_md5: Md5,
     data_md5: Md5,
+    pseudo: Pseudo,
 }
 
 impl<S: Sink> Scanner<S> {
     /// A scanner at file offset 0 delivering entries to `sink`.
     pub fn new(sink: S) -> Scanner<S> {
+        Scanner::at(sink, 0)
+    }
+
+    /// A scanner at file offset `pos`, where a message (its From_ line) must
+    /// start, as at the start of a file.
+    pub fn at(sink: S, pos: u64) -> Scanner<S> {
         Scanner {
             sink,
-            pos: 0,
-            line_start: 0,
+            pos,
+            line_start: pos,
             head: [0; HEAD],
             head_len: 0,
             line: Line::Undecided,
@@ -167,6 +264,35 @@ impl<S: Sink> Scanner<S> {
             seen_received: false,
             uid_md5: Md5::new(),
             data_md5: Md5::new(),
+            pseudo: Pseudo::No,
+        }
+    }
+
+    /// True if the first message of the file (scanned from offset 0) is the
+    /// folder-internal-data pseudo-message.
+    pub fn first_is_pseudo(&self) -> bool {
+        self.pseudo == Pseudo::Yes
+    }
+
+    /// What bytes appended right after [`Scanner::pos`] must look like to
+    /// start a new message (see [`Tail`]).
+    pub fn tail(&self) -> Tail {
+        if !self.in_msg {
+            return if self.line == Line::Undecided && self.head_len == 0 {
+                Tail::Start
+            } else {
+                Tail::Other
+            };
+        }
+        if self.line != Line::Undecided || self.head_len != 0 {
+            return Tail::Other;
+        }
+        if self.pending != Pending::None {
+            Tail::Empty
+        } else if self.in_headers {
+            Tail::Other
+        } else {
+            Tail::Body
         }
     }
 
@@ -257,6 +383,9 @@ impl<S: Sink> Scanner<S> {
             };
             self.pending_ends_headers = self.in_headers;
             self.in_headers = false;
+            if self.pseudo == Pseudo::Armed {
+                self.pseudo = Pseudo::No;
+            }
             self.selected = false;
             self.split_ok = true;
             self.line = Line::Empty;
@@ -264,11 +393,49 @@ impl<S: Sink> Scanner<S> {
         }
         if self.in_headers {
             self.selected = uidl::select(head, self.selected, &mut self.seen_received);
+            if self.pseudo == Pseudo::Armed
+                && head.len() >= 8
+                && head[..8].eq_ignore_ascii_case(b"subject:")
+            {
+                self.pseudo = Pseudo::Blank;
+                self.pseudo_feed(&head[8..]);
+            }
         }
         self.split_ok = false;
         self.line = Line::Data;
         self.consume(head);
         Ok(())
+    }
+
+    /// Matches bytes of the first message's `Subject:` line against the
+    /// pseudo-message's subject.
+    fn pseudo_feed(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.pseudo = match (self.pseudo, b) {
+                (Pseudo::Blank, b' ' | b'\t') => Pseudo::Blank,
+                (Pseudo::Blank, _) | (Pseudo::Text(_), _) => {
+                    let i = match self.pseudo {
+                        Pseudo::Text(i) => usize::from(i),
+                        _ => 0,
+                    };
+                    if PSEUDO_SUBJECT[i] != b {
+                        Pseudo::No
+                    } else if i + 1 == PSEUDO_SUBJECT.len() {
+                        Pseudo::After
+                    } else {
+                        Pseudo::Text((i + 1) as u8)
+                    }
+                }
+                (Pseudo::After, b' ' | b'\t') => Pseudo::After,
+                (Pseudo::After, b'\r') => Pseudo::Cr,
+                (Pseudo::After | Pseudo::Cr, b'\n') => Pseudo::Yes,
+                (Pseudo::Yes, _) => Pseudo::Yes,
+                _ => Pseudo::No,
+            };
+            if matches!(self.pseudo, Pseudo::No | Pseudo::Yes) {
+                return;
+            }
+        }
     }
 
     /// Accounts for a fragment of a classified line (at most one LF, at its end).
@@ -283,7 +450,15 @@ impl<S: Sink> Scanner<S> {
                     });
                 }
             }
-            Line::Data => self.consume(bytes),
+            Line::Data => {
+                if matches!(
+                    self.pseudo,
+                    Pseudo::Blank | Pseudo::Text(_) | Pseudo::After | Pseudo::Cr
+                ) {
+                    self.pseudo_feed(bytes);
+                }
+                self.consume(bytes)
+            }
             // Empty lines are complete when classified; undecided bytes go to `head`.
             Line::Empty | Line::Undecided => debug_assert!(false, "stream in {:?}", self.line),
         }
@@ -291,6 +466,13 @@ impl<S: Sink> Scanner<S> {
     }
 
     fn end_line(&mut self) {
+        if matches!(
+            self.pseudo,
+            Pseudo::Blank | Pseudo::Text(_) | Pseudo::After | Pseudo::Cr
+        ) {
+            // The Subject: line ended without matching.
+            self.pseudo = Pseudo::No;
+        }
         if self.line == Line::From {
             // A From_ line directly after a From_ line is a separator too, so
             // that a message without data is found (and refused).
@@ -352,6 +534,13 @@ impl<S: Sink> Scanner<S> {
         self.pending = Pending::None;
         self.split_ok = false;
         self.line = Line::From;
+        self.pseudo = if self.line_start == 0 {
+            Pseudo::Armed
+        } else if self.pseudo == Pseudo::Yes {
+            Pseudo::Yes
+        } else {
+            Pseudo::No
+        };
     }
 
     /// Ends the current message (at a separator or at end of file).
@@ -370,10 +559,20 @@ impl<S: Sink> Scanner<S> {
                 fault: ScanFault::EmptyMessage,
             });
         }
+        if self.pseudo == Pseudo::Armed {
+            // The first message ended inside its header block.
+            self.pseudo = Pseudo::No;
+        }
         let mut size = self.size;
         if !self.ends_lf {
             size += 2; // the encoder ends the last line with CRLF
         }
+        let Ok(size_extra) = u32::try_from(size - self.data_len) else {
+            return Err(ScanError {
+                offset: self.raw_start,
+                fault: ScanFault::MessageTooLarge,
+            });
+        };
         let uid = std::mem::take(&mut self.uid_md5).finalize();
         let sum = std::mem::take(&mut self.data_md5).finalize();
         let mut digest = [0; 8];
@@ -383,11 +582,12 @@ impl<S: Sink> Scanner<S> {
         let entry = Entry {
             raw_start: self.raw_start,
             data_len: self.data_len,
-            size,
-            digest,
-            data_sum,
+            size_extra,
             // Checked in `stream`; a From_ head is at most HEAD bytes.
             from_len: self.from_len as u32,
+            digest,
+            data_sum,
+            uid_k: 0,
         };
         self.sink.message(&entry)
     }
@@ -458,7 +658,7 @@ mod tests {
             "Subject: three\n\nbody3\n\n",
         ]);
         let e = scan(&m).unwrap();
-        let sizes: Vec<u64> = e.iter().map(|e| e.size).collect();
+        let sizes: Vec<u64> = e.iter().map(|e| e.size()).collect();
         assert_eq!(sizes, [23, 23, 25]);
         assert_eq!(e[0].raw_start, 0);
         assert_eq!(e[1].raw_start, (F.len() + 21) as u64);
@@ -512,7 +712,7 @@ mod tests {
             ]
         );
         let e = scan(&m).unwrap();
-        assert_eq!(e[0].size, 20);
+        assert_eq!(e[0].size(), 20);
     }
 
     #[test]
@@ -550,7 +750,7 @@ mod tests {
         // No body: the header block's empty line is kept (size 14).
         let m = mbox(&[F, "Subject: x\n\n", F, "A: b\n\nc\n"]);
         assert_eq!(datas(&m)[0], b"Subject: x\n\n");
-        assert_eq!(scan(&m).unwrap()[0].size, 14);
+        assert_eq!(scan(&m).unwrap()[0].size(), 14);
         // With a body the separator line is dropped.
         let m = mbox(&[F, "Subject: x\n\n\n", F, "A: b\n\nc\n"]);
         assert_eq!(datas(&m)[0], b"Subject: x\n\n");
@@ -578,10 +778,10 @@ mod tests {
         let e = scan(&m).unwrap();
         assert_eq!(e[0].data_len, 41);
         // 16 + 2 + 25 + 2 (CRLF the encoder adds): what RETR sends.
-        assert_eq!(e[0].size, 45);
+        assert_eq!(e[0].size(), 45);
         // A final bare CR is data too.
         let m = mbox(&[F, "A: b\n\nc\r"]);
-        assert_eq!(scan(&m).unwrap()[0].size, 6 + 2 + 2 + 2);
+        assert_eq!(scan(&m).unwrap()[0].size(), 6 + 2 + 2 + 2);
     }
 
     #[test]
@@ -589,7 +789,7 @@ mod tests {
         let m = mbox(&[F, "A: b\r\n\nx\ry\r\n.\n"]);
         let e = scan(&m).unwrap();
         // "A: b\r\n"=6, "\n"=2, "x\ry\r\n"=5, ".\n"=3
-        assert_eq!(e[0].size, 16);
+        assert_eq!(e[0].size(), 16);
     }
 
     #[test]
@@ -602,9 +802,9 @@ mod tests {
         let e = scan_chunked(&m, 4096).unwrap();
         assert_eq!(e.len(), 2);
         assert_eq!(e[0].data_len, 6 + 70_001 + 3);
-        assert_eq!(e[0].size, 8 + 70_001 + 4);
+        assert_eq!(e[0].size(), 8 + 70_001 + 4);
         assert_eq!(e[1].data_len, 100);
-        assert_eq!(e[1].size, 102);
+        assert_eq!(e[1].size(), 102);
         assert_eq!(scan_chunked(&m, 1).unwrap(), e);
     }
 

@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime};
 
 use super::*;
+use crate::mbox::{dotlock, journal, retired};
 use crate::sys::lock::{try_lock, unlock};
 
 /// A uniquely named path under the temp directory, removed on drop.
@@ -334,23 +335,27 @@ fn duplicate_uids_are_unique_and_stable() {
     for u in &before {
         assert!(u.len() <= 70 && u.bytes().all(|b| (0x21..=0x7e).contains(&b)));
     }
-    assert!(before[0].starts_with("d98c1dd404b2008f-"));
-    assert_eq!(before[0].len(), 25);
-    assert_eq!(before[2], format!("{}-2", before[0]));
+    // The first message with a shared popa3d id keeps it, as popa3d gives it.
+    assert_eq!(before[0], "d98c1dd404b2008f");
+    assert!(before[1].starts_with("d98c1dd404b2008f-"));
+    assert_eq!(before[1].len(), 25);
+    // Its byte-identical copy: P-S with the copy's (and the first's) data sum.
+    assert!(before[2].starts_with("d98c1dd404b2008f-") && before[2].len() == 25);
     assert_eq!(before[3].len(), 16);
     // Same ids in another session.
     assert_eq!(uids(&open(&t)), before);
-    // Deleting the first message (one of the identical copies) keeps the ids
-    // of the messages that are not its copies.
+    // Deleting the first message keeps every other id, in this session and
+    // the next: the plain id is retired, not passed on.
     mb.expunge(&[true]).unwrap();
     let after = uids(&open(&t));
     assert_eq!(after, uids(&mb));
-    assert_eq!(after.len(), 4);
-    assert_eq!(after[0], before[1]);
-    assert_eq!(after[2], before[3]);
-    assert_eq!(after[3], before[4]);
-    // The remaining identical copy takes the id of the deleted one (same bytes).
-    assert_eq!(after[1], before[0]);
+    assert_eq!(after, before[1..]);
+    // A new copy of the deleted message gets a new id, never a former one.
+    t.append(format!("\n{F}Subject: a\n\nfirst\n").as_bytes());
+    let again = uids(&open(&t));
+    assert_eq!(again[..4], before[1..]);
+    assert!(!before.contains(&again[4]), "{again:?} vs {before:?}");
+    assert_eq!(again[4], format!("{}-2", before[2]));
 }
 
 #[test]
@@ -401,6 +406,14 @@ fn verify_detects_changes() {
     let mut mb = open(&t);
     t.append(b"more text\n");
     assert!(matches!(mb.verify(), Err(MboxError::Changed)));
+    // ... but one still being written may.
+    let t = Temp::with("half-append", &m);
+    let mut mb = open(&t);
+    t.append(b"\nFro");
+    mb.verify().unwrap();
+    t.append(b"m x\nA: 3\n\nthree\n");
+    mb.verify().unwrap();
+    assert_eq!(mb.count(), 2);
     // Appending to a last message that has no empty line at its end.
     let t = Temp::with("bad-append2", &mbox(&[b"A: 1\n\none\n"]));
     let mut mb = open(&t);
@@ -416,7 +429,7 @@ fn verify_detects_changes() {
 }
 
 #[test]
-fn old_unchanged_file_is_verified_without_lock() {
+fn verify_takes_no_lock() {
     let t = Temp::with("quick", &mbox(&[b"A: 1\n\none\n"]));
     let old = SystemTime::now() - Duration::from_secs(3600);
     fs::File::options()
@@ -432,13 +445,17 @@ fn old_unchanged_file_is_verified_without_lock() {
         .open(t.path())
         .unwrap();
     assert!(try_lock(&other, crate::sys::lock::LockKind::Exclusive).unwrap());
-    // Unchanged and old: no re-scan, so no lock is needed.
+    // Unchanged and old: nothing to read.
     mb.verify().unwrap();
-    // Changed: a re-scan needs the shared lock, which is not available.
+    // Appended while someone holds the lock: checked without it.
     t.append(format!("\n{F}A: 2\n\ntwo\n").as_bytes());
-    assert!(matches!(mb.verify(), Err(MboxError::InUse)));
-    unlock(&other).unwrap();
     mb.verify().unwrap();
+    t.patch(F.len() as u64, b"B");
+    assert!(matches!(mb.verify(), Err(MboxError::Changed)));
+    // Once changed, always changed.
+    t.patch(F.len() as u64, b"A");
+    assert!(matches!(mb.verify(), Err(MboxError::Changed)));
+    unlock(&other).unwrap();
 }
 
 #[test]
@@ -577,4 +594,550 @@ fn crlf_mailbox_round_trip() {
         t.read(),
         format!("{F}Subject: y\r\n\r\n.dot\r\n").as_bytes()
     );
+}
+
+// ---------------------------------------------------------------------------
+// Steps, locks, the cache, the pseudo-message, journaled expunge.
+
+/// A small deterministic pseudo-random generator (xorshift64*).
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+}
+
+/// A random message: varied headers (some without any UIDL header, some
+/// identical), bodies with dots, CRLF or not, long lines, no final newline.
+fn random_message(rng: &mut Rng, k: usize) -> Vec<u8> {
+    let mut m = Vec::new();
+    let crlf = rng.below(5) == 0;
+    let nl: &[u8] = if crlf { b"\r\n" } else { b"\n" };
+    match rng.below(4) {
+        0 => {}
+        1 => m.extend_from_slice(format!("Message-ID: <{}@x>", rng.below(3)).as_bytes()),
+        _ => m.extend_from_slice(format!("Received: from h{k}").as_bytes()),
+    }
+    if !m.is_empty() {
+        m.extend_from_slice(nl);
+    }
+    m.extend_from_slice(format!("Subject: m{}", rng.below(4)).as_bytes());
+    m.extend_from_slice(nl);
+    m.extend_from_slice(nl);
+    for _ in 0..rng.below(6) {
+        match rng.below(5) {
+            0 => m.extend_from_slice(b"."),
+            1 => m.extend(std::iter::repeat_n(b'x', rng.below(3000) as usize)),
+            2 => m.extend_from_slice(b">From me"),
+            _ => m.extend_from_slice(format!("line {}", rng.below(1000)).as_bytes()),
+        }
+        m.extend_from_slice(nl);
+    }
+    if rng.below(8) == 0 {
+        m.extend_from_slice(b"no final newline");
+    }
+    m
+}
+
+fn random_mbox(rng: &mut Rng, n: usize) -> Vec<Vec<u8>> {
+    (0..n).map(|k| random_message(rng, k)).collect()
+}
+
+/// Each message's raw bytes (From_ line to the next message) in `data`.
+fn raws(data: &[u8]) -> Vec<Vec<u8>> {
+    let mut s = scan::Scanner::new(index::IndexSink::new(usize::MAX));
+    s.feed(data).unwrap();
+    let e = s.finish().unwrap().entries;
+    (0..e.len())
+        .map(|i| {
+            let end = e.get(i + 1).map_or(data.len() as u64, |n| n.raw_start);
+            data[e[i].raw_start as usize..end as usize].to_vec()
+        })
+        .collect()
+}
+
+/// What an expunge of `deleted` must leave of `orig` with `app` appended.
+fn expected_after(orig: &[u8], deleted: &[bool], app: &[u8]) -> Vec<u8> {
+    let r = raws(orig);
+    let mut want = Vec::new();
+    for (i, raw) in r.iter().enumerate() {
+        if !deleted.get(i).copied().unwrap_or(false) {
+            want.extend_from_slice(raw);
+        }
+    }
+    let last_deleted = deleted
+        .get(r.len().wrapping_sub(1))
+        .copied()
+        .unwrap_or(false);
+    let lead = if last_deleted && app.starts_with(b"\n") {
+        1
+    } else {
+        0
+    };
+    want.extend_from_slice(&app[lead..]);
+    want
+}
+
+#[test]
+fn expunge_in_small_steps_matches_the_plan() {
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    for round in 0..12 {
+        let n = 2 + rng.below(12) as usize;
+        let msgs = random_mbox(&mut rng, n);
+        let refs: Vec<&[u8]> = msgs.iter().map(|m| m.as_slice()).collect();
+        let orig = mbox(&refs);
+        let t = Temp::with("steps", &orig);
+        let mut mb = open(&t);
+        let n = mb.count();
+        let deleted: Vec<bool> = (0..n).map(|_| rng.below(3) == 0).collect();
+        let app = if rng.below(2) == 0 {
+            format!("\n{F}Subject: late {round}\n\nlate\n").into_bytes()
+        } else {
+            Vec::new()
+        };
+        let ends_open = !orig.ends_with(b"\n");
+        if !app.is_empty() && !ends_open {
+            t.append(&app);
+        }
+        let app = if ends_open { Vec::new() } else { app };
+        let want = expected_after(&orig, &deleted, &app);
+        let budget = [1, 7, 300, 65536][round % 4];
+        mb.expunge_start(&deleted);
+        let done = loop {
+            match mb.expunge_step(budget).unwrap() {
+                ExpungeStep::Done(d) => break d,
+                ExpungeStep::Pending => {}
+                ExpungeStep::Waiting(_) => panic!("nobody else locks"),
+            }
+        };
+        assert_eq!(done.deleted, deleted.iter().filter(|&&d| d).count());
+        assert_eq!(t.read(), want, "round {round}");
+        assert!(!journal::path(t.path()).exists());
+        // The mailbox now describes the new file.
+        let fresh = open(&t);
+        let kept = n - done.deleted;
+        assert_eq!(mb.count(), kept);
+        for i in 0..kept {
+            assert_eq!(mb.uid(i), fresh.uid(i));
+            assert_eq!(mb.size(i), fresh.size(i));
+        }
+        let _ = fs::remove_file(retired::path(t.path()));
+    }
+}
+
+#[test]
+fn interrupted_expunge_is_finished_at_the_next_open() {
+    let mut rng = Rng(42);
+    for round in 0..16 {
+        let n = 3 + rng.below(8) as usize;
+        let msgs = random_mbox(&mut rng, n);
+        let refs: Vec<&[u8]> = msgs.iter().map(|m| m.as_slice()).collect();
+        let mut orig = mbox(&refs);
+        // End with an empty line, so that mail can be appended (as procmail does).
+        orig.extend_from_slice(if orig.ends_with(b"\n") {
+            b"\n"
+        } else {
+            b"\n\n"
+        });
+        let t = Temp::with("interrupted", &orig);
+        let mut mb = open(&t);
+        let deleted: Vec<bool> = (0..mb.count()).map(|_| rng.below(2) == 0).collect();
+        let want = expected_after(&orig, &deleted, b"");
+        if !deleted.contains(&true) {
+            continue;
+        }
+        // Stop after a few steps, as if the process died there.
+        mb.expunge_start(&deleted);
+        for _ in 0..rng.below(40) {
+            if let ExpungeStep::Done(_) = mb.expunge_step(1 + rng.below(200) as usize).unwrap() {
+                break;
+            }
+        }
+        drop(mb);
+        // Mail delivered before the next login (the lock was left stale).
+        let late = format!("{F}Subject: late\n\nlate {round}\n");
+        if round % 2 == 0 {
+            t.append(late.as_bytes());
+        }
+        // The recovery itself may be interrupted too.
+        if round % 3 == 0 && journal::path(t.path()).exists() {
+            let mut o = Opening::start(t.path(), &limits(), None).unwrap();
+            for _ in 0..rng.below(5) {
+                if let Step::Done(_) = o.step(1 + rng.below(100) as usize).unwrap() {
+                    break;
+                }
+            }
+        }
+        let mb = open(&t);
+        assert!(!journal::path(t.path()).exists());
+        let mut want = want.clone();
+        if round % 2 == 0 {
+            want.extend_from_slice(late.as_bytes());
+        }
+        assert_eq!(t.read(), want, "round {round}");
+        let kept = deleted.iter().filter(|&&d| !d).count() + usize::from(round % 2 == 0);
+        assert_eq!(mb.count(), kept);
+        let _ = fs::remove_file(retired::path(t.path()));
+    }
+}
+
+#[test]
+fn torn_or_stale_journals_are_removed() {
+    let m = mbox(&[b"A: 1\n\none\n", b"A: 2\n\ntwo\n", b"A: 3\n\nthree\n"]);
+    // Torn before any mailbox byte was written: rolled back.
+    let t = Temp::with("torn", &m);
+    let mut mb = open(&t);
+    mb.expunge_start(&[true]);
+    assert_eq!(mb.expunge_step(1).unwrap(), ExpungeStep::Pending);
+    drop(mb);
+    let j = journal::path(t.path());
+    assert!(j.exists());
+    fs::OpenOptions::new()
+        .write(true)
+        .open(&j)
+        .unwrap()
+        .set_len(50)
+        .unwrap();
+    assert_eq!(open(&t).count(), 3);
+    assert!(!j.exists());
+    assert_eq!(t.read(), m);
+    // A journal written but no block started: the expunge is carried out.
+    let mut mb = open(&t);
+    mb.expunge_start(&[true]);
+    assert_eq!(mb.expunge_step(1).unwrap(), ExpungeStep::Pending);
+    drop(mb);
+    assert_eq!(open(&t).count(), 2);
+    assert_eq!(t.read(), expected_after(&m, &[true], b""));
+    // A journal for a file that was replaced since: stale, removed.
+    let t = Temp::with("stale", &m);
+    let mut mb = open(&t);
+    mb.expunge_start(&[false, true]);
+    mb.expunge_step(1).unwrap();
+    drop(mb);
+    let old_ino = fs::metadata(t.path()).unwrap().ino();
+    fs::remove_file(t.path()).unwrap();
+    std::thread::sleep(Duration::from_millis(20));
+    fs::write(t.path(), &m).unwrap();
+    // (The new file often gets the old inode number: then only its birth
+    // time tells it apart, where the file system records one.)
+    let known = crate::sys::statx::birth_time(&fs::File::open(t.path()).unwrap()).is_some();
+    if known || fs::metadata(t.path()).unwrap().ino() != old_ino {
+        assert_eq!(open(&t).count(), 3);
+        assert_eq!(t.read(), m);
+        assert!(!journal::path(t.path()).exists());
+    }
+    let _ = fs::remove_file(retired::path(t.path()));
+}
+
+#[test]
+fn a_journal_of_someone_else_is_not_trusted() {
+    if crate::sys::process::euid() != 0 {
+        return; // needs chown
+    }
+    let m = mbox(&[b"A: 1\n\none\n", b"A: 2\n\ntwo\n"]);
+    let t = Temp::with("foreign", &m);
+    let mut mb = open(&t);
+    mb.expunge_start(&[true]);
+    mb.expunge_step(1).unwrap();
+    drop(mb);
+    let j = journal::path(t.path());
+    std::os::unix::fs::chown(&j, Some(4242), None).unwrap();
+    let why = refusal(&t, &limits());
+    assert!(why.contains("unfinished expunge"), "{why}");
+    assert_eq!(t.read(), m);
+    fs::remove_file(&j).unwrap();
+    assert_eq!(open(&t).count(), 2);
+}
+
+#[test]
+fn pseudo_message_is_hidden_and_kept() {
+    let pseudo: &[u8] = b"Date: Mon, 1 Jan 2024\nFrom: Mail System Internal Data <MAILER-DAEMON@x>\n\
+Subject: DON'T DELETE THIS MESSAGE -- FOLDER INTERNAL DATA\nX-IMAP: 1 2\n\nThis text is part of the internal format of your mail folder.\n";
+    let m = mbox(&[pseudo, b"Subject: a\n\none\n", b"Subject: b\n\ntwo\n"]);
+    let t = Temp::with("pseudo", &m);
+    let mut mb = open(&t);
+    assert!(mb.hides_pseudo_message());
+    assert_eq!(mb.count(), 2);
+    let mut buf = [0u8; 64];
+    let n = mb.read_data(0, 0, &mut buf).unwrap();
+    assert_eq!(&buf[..n], b"Subject: a\n\none\n");
+    // Its UIDL does not make another message's id a duplicate.
+    assert_eq!(mb.uid(0).as_str(), "d98c1dd404b2008f");
+    // Deleting everything visible keeps it.
+    mb.expunge(&[true, true]).unwrap();
+    assert_eq!(t.read(), expected_after(&m, &[false, true, true], b""));
+    let mb = open(&t);
+    assert_eq!(mb.count(), 0);
+    assert!(mb.hides_pseudo_message());
+    // Only as the first message, and only with exactly that subject.
+    let m = mbox(&[b"Subject: a\n\none\n", pseudo]);
+    assert_eq!(open(&Temp::with("pseudo2", &m)).count(), 2);
+    let m = mbox(&[b"Subject: DON'T DELETE THIS MESSAGE -- FOLDER INTERNAL DATA!\n\nx\n"]);
+    assert_eq!(open(&Temp::with("pseudo3", &m)).count(), 1);
+    let m = mbox(&[b"Subject:  DON'T DELETE THIS MESSAGE -- FOLDER INTERNAL DATA \r\n\r\nx\r\n"]);
+    assert_eq!(open(&Temp::with("pseudo4", &m)).count(), 0);
+    let _ = fs::remove_file(retired::path(t.path()));
+}
+
+#[test]
+fn opening_reads_at_most_its_budget_per_step() {
+    let msgs: Vec<Vec<u8>> = (0..200)
+        .map(|k| format!("Subject: {k}\n\n{}\n", "y".repeat(1000)).into_bytes())
+        .collect();
+    let refs: Vec<&[u8]> = msgs.iter().map(|m| m.as_slice()).collect();
+    let t = Temp::with("budget", &mbox(&refs));
+    let size = fs::metadata(t.path()).unwrap().len();
+    let mut o = Opening::start(t.path(), &limits(), None).unwrap();
+    let mut steps = 0;
+    let mb = loop {
+        steps += 1;
+        match o.step(16 * 1024).unwrap() {
+            Step::Done(mb) => break mb,
+            Step::Pending => {}
+            Step::Waiting(_) => panic!("not locked"),
+        }
+    };
+    assert_eq!(mb.count(), 200);
+    assert_eq!(mb.scanned_bytes(), size);
+    // One step to lock, one per 16 KiB, one to finish (chunks are whole).
+    assert!(
+        steps as u64 >= size / (16 * 1024),
+        "{steps} steps for {size} bytes"
+    );
+    // Nothing is locked once done.
+    let other = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(t.path())
+        .unwrap();
+    assert!(try_lock(&other, crate::sys::lock::LockKind::Exclusive).unwrap());
+    assert!(!dotlock::lock_path(t.path()).exists());
+}
+
+#[test]
+fn a_held_lock_means_waiting_then_in_use_without_sleeping() {
+    let t = Temp::with("waiting", &mbox(&[b"A: 1\n\none\n"]));
+    let quick = MailboxLimits {
+        lock_wait: Duration::from_millis(60),
+        ..limits()
+    };
+    // An fcntl lock elsewhere.
+    let other = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(t.path())
+        .unwrap();
+    assert!(try_lock(&other, crate::sys::lock::LockKind::Exclusive).unwrap());
+    let start = std::time::Instant::now();
+    let mut o = Opening::start(t.path(), &quick, None).unwrap();
+    let mut waits = 0;
+    let err = loop {
+        match o.step(1 << 20) {
+            Ok(Step::Waiting(d)) => {
+                assert!(d <= crate::config::LOCK_RETRY);
+                waits += 1;
+                std::thread::sleep(d);
+            }
+            Ok(other) => panic!("{other:?}"),
+            Err(e) => break e,
+        }
+    };
+    assert!(matches!(err, MboxError::InUse), "{err:?}");
+    assert!(waits >= 2);
+    assert!(start.elapsed() >= Duration::from_millis(60));
+    unlock(&other).unwrap();
+    // A dotlock held by someone else (as `dotlockfile -l` makes it).
+    let lock = dotlock::lock_path(t.path());
+    fs::write(&lock, b"").unwrap();
+    assert!(matches!(
+        Mailbox::open(t.path(), &quick),
+        Err(MboxError::InUse)
+    ));
+    // ... until it is stale.
+    fs::File::options()
+        .write(true)
+        .open(&lock)
+        .unwrap()
+        .set_modified(SystemTime::now() - Duration::from_secs(600))
+        .unwrap();
+    assert_eq!(Mailbox::open(t.path(), &quick).unwrap().count(), 1);
+    assert!(!lock.exists());
+    // Without dotlocks configured, a dotlock is ignored.
+    fs::write(&lock, b"").unwrap();
+    let no_dot = MailboxLimits {
+        dotlock: false,
+        ..quick
+    };
+    assert_eq!(Mailbox::open(t.path(), &no_dot).unwrap().count(), 1);
+    fs::remove_file(&lock).unwrap();
+    // flock, when configured, is taken and conflicts.
+    let with_flock = MailboxLimits {
+        flock: true,
+        ..quick
+    };
+    assert!(crate::sys::lock::try_flock(&other, crate::sys::lock::LockKind::Exclusive).unwrap());
+    assert!(matches!(
+        Mailbox::open(t.path(), &with_flock),
+        Err(MboxError::InUse)
+    ));
+    assert_eq!(Mailbox::open(t.path(), &quick).unwrap().count(), 1);
+    crate::sys::lock::unflock(&other).unwrap();
+    assert_eq!(Mailbox::open(t.path(), &with_flock).unwrap().count(), 1);
+}
+
+fn age(t: &Temp, secs: u64) {
+    fs::File::options()
+        .write(true)
+        .open(t.path())
+        .unwrap()
+        .set_modified(SystemTime::now() - Duration::from_secs(secs))
+        .unwrap();
+}
+
+#[test]
+fn the_cache_makes_reopening_cost_only_new_bytes() {
+    let msgs: Vec<Vec<u8>> = (0..50)
+        .map(|k| format!("Received: {k}\n\nbody {k}\n").into_bytes())
+        .collect();
+    let refs: Vec<&[u8]> = msgs.iter().map(|m| m.as_slice()).collect();
+    let mut data = mbox(&refs);
+    data.push(b'\n');
+    let t = Temp::with("cache", &data);
+    age(&t, 3600);
+    // Its ctime must be over a second old when the index is confirmed.
+    std::thread::sleep(Duration::from_millis(1100));
+    let mut cache = IndexCache::default();
+    let mb = Mailbox::open_cached(t.path(), &limits(), &mut cache).unwrap();
+    assert_eq!(mb.scanned_bytes(), data.len() as u64);
+    let uids1 = uids(&mb);
+    mb.into_cache(&mut cache);
+    assert_eq!(cache.len(), 1);
+    // Unchanged: used as it is, without a lock (someone holds it) or a read.
+    let other = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(t.path())
+        .unwrap();
+    assert!(try_lock(&other, crate::sys::lock::LockKind::Exclusive).unwrap());
+    let mb = Mailbox::open_cached(t.path(), &limits(), &mut cache).unwrap();
+    assert_eq!(mb.scanned_bytes(), 0);
+    assert_eq!(uids(&mb), uids1);
+    assert!(cache.is_empty(), "taken while in use");
+    mb.into_cache(&mut cache);
+    unlock(&other).unwrap();
+    // Appended: only the new bytes are scanned.
+    let late = format!("{F}Received: late\n\nlate\n");
+    t.append(late.as_bytes());
+    let mb = Mailbox::open_cached(t.path(), &limits(), &mut cache).unwrap();
+    assert_eq!(mb.scanned_bytes(), late.len() as u64);
+    assert_eq!(mb.count(), 51);
+    assert_eq!(uids(&mb)[..50], uids1[..]);
+    mb.into_cache(&mut cache);
+    // Appended without a separator: the last message is scanned again.
+    t.append(b"more of the late message\n");
+    let mb = Mailbox::open_cached(t.path(), &limits(), &mut cache).unwrap();
+    assert_eq!(mb.count(), 51);
+    assert_eq!(
+        mb.scanned_bytes(),
+        late.len() as u64 + b"more of the late message\n".len() as u64
+    );
+    assert_eq!(
+        mb.data_len(50),
+        b"Received: late\n\nlate\nmore of the late message\n".len() as u64
+    );
+    mb.into_cache(&mut cache);
+    // Changed in place (same size, the mtime put back): found, fully re-scanned.
+    let before = fs::metadata(t.path()).unwrap().modified().unwrap();
+    t.patch(F.len() as u64, b"X-Other");
+    fs::File::options()
+        .write(true)
+        .open(t.path())
+        .unwrap()
+        .set_modified(before)
+        .unwrap();
+    let mb = Mailbox::open_cached(t.path(), &limits(), &mut cache).unwrap();
+    assert_eq!(mb.scanned_bytes(), fs::metadata(t.path()).unwrap().len());
+    assert_ne!(mb.uid(0).as_str(), uids1[0]);
+    mb.into_cache(&mut cache);
+    // Shrunk: a full scan.
+    let now = t.read();
+    fs::write(t.path(), &now[..data.len()]).unwrap();
+    let mb = Mailbox::open_cached(t.path(), &limits(), &mut cache).unwrap();
+    assert_eq!(mb.scanned_bytes(), data.len() as u64);
+    // A mailbox that changed under its session is not remembered.
+    let mut mb = mb;
+    t.patch(F.len() as u64, b"Y");
+    assert!(mb.verify().is_err());
+    mb.into_cache(&mut cache);
+    assert!(cache.is_empty());
+}
+
+#[test]
+fn uids_stay_unique_and_are_never_reused_across_sessions() {
+    let mut rng = Rng(7);
+    let t = Temp::with("uid-history", b"");
+    // Identity of each delivery, in file order, and the id each got.
+    let mut given: std::collections::HashMap<String, u64> = Default::default();
+    let mut who: Vec<u64> = Vec::new();
+    let mut ids: Vec<String> = Vec::new();
+    let mut next = 0u64;
+    // Few distinct bodies and headers: many repeated popa3d ids and copies.
+    let bodies: [&[u8]; 4] = [
+        b"Subject: a\n\nx\n",
+        b"Subject: b\n\nx\n",
+        b"Date: 1\n\nx\n",
+        b"Subject: a\n\ny\n",
+    ];
+    for session in 0..30 {
+        for _ in 0..rng.below(4) {
+            // As procmail writes: From_ line, message, empty line.
+            let mut m = F.as_bytes().to_vec();
+            m.extend_from_slice(bodies[rng.below(4) as usize]);
+            m.push(b'\n');
+            t.append(&m);
+            who.push(next);
+            next += 1;
+        }
+        let mut mb = open(&t);
+        assert_eq!(mb.count(), who.len());
+        let now = uids(&mb);
+        let set: std::collections::HashSet<&String> = now.iter().collect();
+        assert_eq!(set.len(), now.len(), "session {session}: {now:?}");
+        for (k, u) in now.iter().enumerate() {
+            assert!(u.len() <= 70 && u.bytes().all(|b| (0x21..=0x7e).contains(&b)));
+            if let Some(&owner) = given.get(u) {
+                assert_eq!(owner, who[k], "session {session}: {u} reused");
+            }
+            given.insert(u.clone(), who[k]);
+        }
+        // Stable: every message still there has the id it had.
+        let prev: std::collections::HashMap<u64, String> =
+            who.iter().copied().zip(ids.iter().cloned()).collect();
+        for (k, u) in now.iter().enumerate() {
+            if let Some(old) = prev.get(&who[k]) {
+                assert_eq!(old, u, "session {session}: message {} changed id", who[k]);
+            }
+        }
+        let deleted: Vec<bool> = (0..now.len()).map(|_| rng.below(3) == 0).collect();
+        mb.expunge(&deleted).unwrap();
+        let mut kw = Vec::new();
+        let mut ki = Vec::new();
+        for k in 0..now.len() {
+            if !deleted[k] {
+                kw.push(who[k]);
+                ki.push(now[k].clone());
+            }
+        }
+        who = kw;
+        ids = ki;
+        assert_eq!(uids(&mb), ids);
+    }
+    let _ = fs::remove_file(retired::path(t.path()));
 }

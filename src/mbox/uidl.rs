@@ -8,14 +8,34 @@
 //! regard to case and must be followed directly by the colon. The text form is
 //! digest bytes 3,2,1,0,7,6,5,4 in lower-case hex (16 characters).
 //!
-//! popa3d's id is kept for every message whose id is unique in the mailbox, so
-//! clients switching from popa3d see the same ids. A message whose popa3d id is
-//! shared gets `<popa3d id>-<8 hex digits of the MD5 of its data>`, and the
-//! second, third, ... byte-identical copy gets `-2`, `-3`, ... appended. The
-//! id then depends only on the message's content and on its identical copies
-//! before it, so it survives deletions of other messages — except that a
-//! message whose popa3d id becomes unique again (its last twin was deleted)
-//! goes back to the plain popa3d id, which clients see as a new message.
+//! popa3d's id is kept for every message whose id is unique in the mailbox,
+//! so clients switching from popa3d see the same ids. Where popa3d repeats
+//! an id, ours must still be unique within the mailbox, stable across
+//! sessions and deletions of other messages, and never given to a different
+//! message later. Each message has a sequence of candidate ids:
+//!
+//! - k = 0: popa3d's id `P` (16 hex digits);
+//! - k = 1: `P-S`, where `S` is 8 hex digits of the MD5 of the message data;
+//! - k >= 2: `P-S-k`.
+//!
+//! Messages take ids in file order: each takes its first candidate that no
+//! earlier message has taken and that is not *retired*. When an expunge
+//! deletes messages their ids are retired (remembered in
+//! `SPOOL/.USER.pop3d-uids`, see `retired.rs`).
+//!
+//! Why this keeps every promise: a message's id depends only on the messages
+//! before it and the retired set. Mail is only ever appended after it; an
+//! earlier message that goes away moves its id from "taken" to "retired", so
+//! the union the message skips over is unchanged and so is its id. Retiring
+//! never touches the id of a message still there (ids are unique), and a
+//! later message never gets a retired id. A message whose popa3d id is unique
+//! and was never held by a deleted message gets `P`, as with popa3d. Two
+//! different messages can share an id only through a 32-bit collision of
+//! `S` among messages with the same headers *and* the retired set having
+//! forgotten an id (it keeps the newest [`UID_RETIRED_MAX`] entries, and
+//! never those a message still present depends on).
+//!
+//! [`UID_RETIRED_MAX`]: crate::config::UID_RETIRED_MAX
 
 use std::fmt::Write as _;
 
@@ -51,42 +71,81 @@ pub fn select(head: &[u8], prev: bool, seen_received: &mut bool) -> bool {
     head[0] == b'X' && has_name(head, b"x-delivery-id:")
 }
 
-/// The id of a message: popa3d's form, or the disambiguated form when `dup`
-/// gives its ordinal among messages sharing the popa3d id.
-pub fn format(entry: &Entry, dup: Option<u32>) -> Uid {
+/// A candidate id: popa3d digest, data sum (zero for k = 0) and k.
+pub type UidKey = ([u8; 8], [u8; 4], u32);
+
+/// The key of candidate `k` of `entry`.
+pub fn key(entry: &Entry, k: u32) -> UidKey {
+    let sum = if k == 0 { [0; 4] } else { entry.data_sum };
+    (entry.digest, sum, k)
+}
+
+/// A set of retired ids, sorted for lookup.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Retired {
+    keys: Vec<UidKey>,
+}
+
+impl Retired {
+    /// A set of the given keys (in any order, duplicates allowed).
+    pub fn from_keys(mut keys: Vec<UidKey>) -> Retired {
+        keys.sort_unstable();
+        keys.dedup();
+        Retired { keys }
+    }
+
+    /// True if `k` is retired.
+    pub fn contains(&self, k: &UidKey) -> bool {
+        self.keys.binary_search(k).is_ok()
+    }
+
+    /// True if no id is retired.
+    #[cfg(test)]
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    /// Number of retired ids.
+    #[cfg(test)]
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// Heap bytes held.
+    pub fn heap_bytes(&self) -> usize {
+        self.keys.capacity() * std::mem::size_of::<UidKey>()
+    }
+}
+
+/// The text of `entry`'s id (its `uid_k`-th candidate).
+pub fn format(entry: &Entry) -> Uid {
     let mut uid = Uid::new();
     let d = &entry.digest;
     // Writing at most 16 + 9 + 11 ASCII characters into 72 bytes cannot fail.
     for k in [3, 2, 1, 0, 7, 6, 5, 4] {
         let _ = write!(uid, "{:02x}", d[k]);
     }
-    if let Some(ordinal) = dup {
+    if entry.uid_k > 0 {
         let _ = uid.push('-');
         for b in entry.data_sum {
             let _ = write!(uid, "{b:02x}");
         }
-        if ordinal > 0 {
-            let _ = write!(uid, "-{}", u64::from(ordinal) + 1);
+        if entry.uid_k > 1 {
+            let _ = write!(uid, "-{}", entry.uid_k);
         }
     }
     uid
 }
 
-/// Finds the messages whose popa3d id is not unique: `(message, ordinal)`
-/// sorted by message, where the ordinal counts earlier messages with the same
-/// popa3d digest and the same data sum.
-pub fn find_dups(entries: &[Entry]) -> Vec<(u32, u32)> {
+/// Gives every entry its id (sets `uid_k`), in file order as described in
+/// the module documentation. `entries` are the visible messages only.
+pub fn assign(entries: &mut [Entry], retired: &Retired) {
     let n = entries.len();
-    if n < 2 {
-        return Vec::new();
-    }
     let mut order: Vec<u32> = (0..n as u32).collect();
-    let key = |m: u32| {
+    order.sort_unstable_by_key(|&m| {
         let e = &entries[m as usize];
         (e.digest, e.data_sum, m)
-    };
-    order.sort_unstable_by_key(|&m| key(m));
-    let mut dups = Vec::new();
+    });
     let mut i = 0;
     while i < n {
         let digest = entries[order[i] as usize].digest;
@@ -94,20 +153,30 @@ pub fn find_dups(entries: &[Entry]) -> Vec<(u32, u32)> {
         while j < n && entries[order[j] as usize].digest == digest {
             j += 1;
         }
-        if j - i > 1 {
-            let mut ordinal = 0;
-            for k in i..j {
-                let same = k > i
-                    && entries[order[k] as usize].data_sum
-                        == entries[order[k - 1] as usize].data_sum;
-                ordinal = if same { ordinal + 1 } else { 0 };
-                dups.push((order[k], ordinal));
+        // popa3d's id goes to the group's first message in file order, unless
+        // a deleted message held it.
+        let first = order[i..j].iter().copied().min().unwrap_or(0);
+        let plain = !retired.contains(&(digest, [0; 4], 0));
+        let mut s = i;
+        while s < j {
+            let sum = entries[order[s] as usize].data_sum;
+            let mut next_k = 1u32;
+            while s < j && entries[order[s] as usize].data_sum == sum {
+                let m = order[s] as usize;
+                s += 1;
+                if plain && m as u32 == first {
+                    entries[m].uid_k = 0;
+                    continue;
+                }
+                while retired.contains(&(digest, sum, next_k)) {
+                    next_k += 1;
+                }
+                entries[m].uid_k = next_k;
+                next_k += 1;
             }
         }
         i = j;
     }
-    dups.sort_unstable_by_key(|&(m, _)| m);
-    dups
 }
 
 #[cfg(test)]
@@ -122,29 +191,38 @@ mod tests {
         Entry {
             raw_start: 0,
             data_len: 1,
-            size: 2,
+            size_extra: 1,
+            from_len: 5,
             digest,
             data_sum,
-            from_len: 5,
+            uid_k: 0,
         }
+    }
+
+    fn ids(entries: &[Entry]) -> Vec<String> {
+        entries.iter().map(|e| format(e).to_string()).collect()
+    }
+
+    fn assigned(entries: &[Entry], retired: &Retired) -> Vec<String> {
+        let mut v = entries.to_vec();
+        assign(&mut v, retired);
+        ids(&v)
     }
 
     #[test]
     fn verified_popa3d_values() {
-        assert_eq!(
-            format(&entry(b"", [0; 4]), None).as_str(),
-            "d98c1dd404b2008f"
-        );
+        assert_eq!(format(&entry(b"", [0; 4])).as_str(), "d98c1dd404b2008f");
         let r = b"Received: from x by y; Mon, 1 Jan 2024 00:00:00 +0000\n";
-        assert_eq!(format(&entry(r, [0; 4]), None).as_str(), "fed9c3594b4c341c");
+        assert_eq!(format(&entry(r, [0; 4])).as_str(), "fed9c3594b4c341c");
     }
 
     #[test]
     fn disambiguated_form() {
         let e = entry(b"", [0xde, 0xad, 0xbe, 0xef]);
-        assert_eq!(format(&e, Some(0)).as_str(), "d98c1dd404b2008f-deadbeef");
-        assert_eq!(format(&e, Some(2)).as_str(), "d98c1dd404b2008f-deadbeef-3");
-        let long = format(&e, Some(u32::MAX));
+        let k = |k| format(&Entry { uid_k: k, ..e }).to_string();
+        assert_eq!(k(1), "d98c1dd404b2008f-deadbeef");
+        assert_eq!(k(3), "d98c1dd404b2008f-deadbeef-3");
+        let long = k(u32::MAX);
         assert!(long.len() <= 70);
         assert!(long.bytes().all(|b| (0x21..=0x7e).contains(&b)));
     }
@@ -173,16 +251,88 @@ mod tests {
     }
 
     #[test]
-    fn dups_and_ordinals() {
+    fn file_order_assignment() {
         let a = entry(b"a", [1; 4]);
         let b = entry(b"b", [1; 4]);
         let a2 = entry(b"a", [2; 4]);
-        assert_eq!(find_dups(&[a, b]), []);
-        assert_eq!(find_dups(&[a, b, a2]), [(0, 0), (2, 0)]);
+        let none = Retired::default();
+        let pa = format(&a).to_string();
+        let pb = format(&b).to_string();
+        assert_eq!(assigned(&[a, b], &none), [pa.clone(), pb.clone()]);
+        // The first message with a shared popa3d id keeps it.
         assert_eq!(
-            find_dups(&[a, a, b, a2, a]),
-            [(0, 0), (1, 1), (3, 0), (4, 2)]
+            assigned(&[a, b, a2], &none),
+            [pa.clone(), pb.clone(), format!("{pa}-02020202")]
         );
-        assert_eq!(find_dups(&[]), []);
+        assert_eq!(
+            assigned(&[a, a, b, a2, a], &none),
+            [
+                pa.clone(),
+                format!("{pa}-01010101"),
+                pb.clone(),
+                format!("{pa}-02020202"),
+                format!("{pa}-01010101-2"),
+            ]
+        );
+        assert!(assigned(&[], &none).is_empty());
+    }
+
+    /// Simulates sessions: deletions retire ids, appends add messages; every
+    /// surviving message keeps its id and no id is ever given to another.
+    #[test]
+    fn ids_are_stable_and_never_reused() {
+        let a = entry(b"", [1; 4]);
+        let b = entry(b"", [2; 4]);
+        let mut mailbox = vec![a, b, a, b, a];
+        let mut retired: Vec<UidKey> = Vec::new();
+        let mut given: std::collections::HashMap<String, usize> = Default::default();
+        // Message identities: position in this list of "deliveries".
+        let mut who: Vec<usize> = (0..mailbox.len()).collect();
+        let mut next_who = mailbox.len();
+        let script: &[(&[usize], &[Entry])] = &[
+            (&[], &[]),
+            (&[0], &[a]),
+            (&[1, 2], &[b, a, entry(b"", [3; 4])]),
+            (&[0, 1, 2, 3, 4], &[a]),
+            (&[0], &[a, a]),
+            (&[], &[]),
+        ];
+        let mut prev: Vec<(usize, String)> = Vec::new();
+        for (dels, adds) in script {
+            let r = Retired::from_keys(retired.clone());
+            let mut v = mailbox.clone();
+            assign(&mut v, &r);
+            let now: Vec<(usize, String)> = who.iter().copied().zip(ids(&v)).collect();
+            let set: std::collections::HashSet<&String> = now.iter().map(|(_, u)| u).collect();
+            assert_eq!(set.len(), now.len(), "unique: {now:?}");
+            for (w, u) in &now {
+                if let Some(&owner) = given.get(u) {
+                    assert_eq!(owner, *w, "{u} reused");
+                }
+                given.insert(u.clone(), *w);
+                if let Some((_, old)) = prev.iter().find(|(pw, _)| pw == w) {
+                    assert_eq!(old, u, "message {w} changed its id");
+                }
+            }
+            prev = now;
+            // Delete (indexes into the current mailbox), retire, append.
+            let mut keep = Vec::new();
+            let mut keep_who = Vec::new();
+            for (i, e) in v.iter().enumerate() {
+                if dels.contains(&i) {
+                    retired.push(key(e, e.uid_k));
+                } else {
+                    keep.push(Entry { uid_k: 0, ..*e });
+                    keep_who.push(who[i]);
+                }
+            }
+            for e in *adds {
+                keep.push(*e);
+                keep_who.push(next_who);
+                next_who += 1;
+            }
+            mailbox = keep;
+            who = keep_who;
+        }
     }
 }

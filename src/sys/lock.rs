@@ -1,8 +1,9 @@
-//! Open-file-description (OFD) fcntl locks on mailbox files.
+//! Open-file-description (OFD) fcntl locks and `flock(2)` locks on mailbox files.
 //!
-//! Thin, safe wrappers around `fcntl(F_OFD_SETLK)`: one non-blocking attempt to
-//! take or drop a whole-file shared or exclusive lock. The retry policy (how long
-//! to wait, how often to try) belongs to the caller (`mbox::lock`).
+//! Thin, safe wrappers around `fcntl(F_OFD_SETLK)` and `flock(LOCK_NB)`: one
+//! non-blocking attempt to take or drop a whole-file shared or exclusive lock.
+//! The retry policy (how long to wait, how often to try) belongs to the caller
+//! (`mbox::lock`).
 //!
 //! OFD locks belong to the open file description, not to the process, so two
 //! sessions of one daemon on the same mailbox exclude each other, and closing an
@@ -79,6 +80,41 @@ fn fcntl_setlk(file: &File, cmd: libc::c_int, l_type: libc::c_short) -> io::Resu
     }
 }
 
+/// Tries once, without waiting, to take a `flock(2)` lock on `file`.
+///
+/// `Ok(false)` when another open file description holds a conflicting one.
+/// Taking a lock of the other kind converts the one already held (not
+/// atomically: flock drops the old lock first).
+pub fn try_flock(file: &File, kind: LockKind) -> io::Result<bool> {
+    let op = match kind {
+        LockKind::Shared => libc::LOCK_SH,
+        LockKind::Exclusive => libc::LOCK_EX,
+    };
+    flock(file, op | libc::LOCK_NB)
+}
+
+/// Drops the `flock(2)` lock this open file description holds on `file`.
+pub fn unflock(file: &File) -> io::Result<()> {
+    flock(file, libc::LOCK_UN).map(|_| ())
+}
+
+fn flock(file: &File, op: libc::c_int) -> io::Result<bool> {
+    loop {
+        // SAFETY: the descriptor is open for the whole call because `file`
+        // borrows it; flock takes only integers and touches no memory of ours.
+        let rc = unsafe { libc::flock(file.as_raw_fd(), op) };
+        if rc == 0 {
+            return Ok(true);
+        }
+        let err = io::Error::last_os_error();
+        match err.raw_os_error() {
+            Some(libc::EINTR) => continue,
+            Some(libc::EWOULDBLOCK) => return Ok(false),
+            _ => return Err(err),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -122,6 +158,24 @@ mod tests {
         unlock(&b).unwrap();
         assert!(try_lock(&a, LockKind::Exclusive).unwrap());
         unlock(&a).unwrap();
+        std::fs::remove_file(&p).unwrap();
+    }
+
+    #[test]
+    fn flock_conflicts_between_descriptions() {
+        let p = temp("flock");
+        let a = open(&p);
+        let b = open(&p);
+        assert!(try_flock(&a, LockKind::Shared).unwrap());
+        assert!(try_flock(&b, LockKind::Shared).unwrap());
+        assert!(!try_flock(&b, LockKind::Exclusive).unwrap());
+        unflock(&a).unwrap();
+        assert!(try_flock(&b, LockKind::Exclusive).unwrap());
+        assert!(!try_flock(&a, LockKind::Shared).unwrap());
+        // flock and OFD fcntl locks are independent on local file systems.
+        assert!(try_lock(&a, LockKind::Exclusive).unwrap());
+        unlock(&a).unwrap();
+        unflock(&b).unwrap();
         std::fs::remove_file(&p).unwrap();
     }
 }

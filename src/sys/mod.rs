@@ -2,7 +2,9 @@
 //! std does not offer (file-system identity, privilege drops, OFD locks, process
 //! control). Every `unsafe` block carries a comment saying why it is sound.
 
+pub mod dotlock;
 pub mod lock;
 pub mod net;
 pub mod process;
 pub mod signal;
+pub mod statx;

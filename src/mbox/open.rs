@@ -1,0 +1,373 @@
+//! Bounded, resumable opening of a mailbox: [`Opening::start`] does the cheap
+//! part at once (safe open, `fstat`, index cache lookup), then each
+//! [`Opening::step`] does one bounded piece of work — one non-blocking lock
+//! attempt, or finishing an interrupted expunge by at most a budget of bytes,
+//! or scanning at most a budget of bytes — so an event loop can open a 1 GiB
+//! mailbox without stalling its other sessions.
+//!
+//! Sequence:
+//! 1. the file is opened (`O_NOFOLLOW`, regular files only); a missing or
+//!    empty file is an empty mailbox at once;
+//! 2. a cached index whose stamp is quiet is used at once: no lock, no read;
+//! 3. otherwise the locks are tried (shared; exclusive if an expunge journal
+//!    is there), again at each step, until `lock_wait` has passed
+//!    ([`MboxError::InUse`]); [`Step::Waiting`] says when to try again;
+//! 4. an unfinished expunge (journal) is completed;
+//! 5. a cached index is spot-checked and only the appended bytes are scanned;
+//!    without one, the whole file is scanned;
+//! 6. the locks are dropped, UIDLs assigned, and [`Step::Done`] hands over the
+//!    [`Mailbox`].
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use super::cache::{Cached, IndexCache};
+use super::file::{self, FeedError, FileId, Stamp};
+use super::index::{Index, IndexSink};
+use super::journal::{self, Compactor, Found};
+use super::lock::{self, Deadline, Held, Try};
+use super::scan::Scanner;
+use super::uidl::{self, Retired};
+use super::{Mailbox, MboxError, retired, verify};
+use crate::config::{MailboxLimits, SCAN_CHUNK};
+use crate::sys::lock::LockKind;
+
+/// What a step achieved.
+#[derive(Debug)]
+pub enum Step {
+    /// More work to do: call [`Opening::step`] again on a later turn.
+    Pending,
+    /// Another program holds the mailbox lock: call [`Opening::step`] again
+    /// after this long (at most [`crate::config::LOCK_RETRY`]).
+    Waiting(Duration),
+    /// The mailbox is open; no lock is held.
+    Done(Box<Mailbox>),
+}
+
+/// Scanning in progress.
+#[derive(Debug)]
+struct ScanJob {
+    scanner: Scanner<IndexSink>,
+    /// Scan up to here (the size when the lock was taken).
+    to: u64,
+    /// Where scanning started (0: the whole file).
+    from: u64,
+    hidden_first: bool,
+    buf: Vec<u8>,
+}
+
+#[derive(Debug)]
+enum State {
+    Ready(Box<Mailbox>),
+    Locking,
+    Recovering(Box<Compactor>),
+    Scanning(Box<ScanJob>),
+    Spent,
+}
+
+/// A mailbox being opened, stepped by the caller.
+#[derive(Debug)]
+pub struct Opening {
+    path: PathBuf,
+    limits: MailboxLimits,
+    file: Option<File>,
+    id: FileId,
+    owner: (u32, u32),
+    deadline: Deadline,
+    kind: LockKind,
+    held: Option<Held>,
+    cached: Option<Cached>,
+    retired: Retired,
+    stamp: Stamp,
+    checked_at: SystemTime,
+    state: State,
+}
+
+impl Opening {
+    /// Starts opening the mailbox at `path`: opens the file and looks it up in
+    /// `cache` (taking the entry out). Does not lock, does not scan.
+    ///
+    /// Refused at once: not a regular file (symlinks included); a file that
+    /// cannot be opened read-write is an I/O error.
+    pub fn start(
+        path: &Path,
+        limits: &MailboxLimits,
+        cache: Option<&mut IndexCache>,
+    ) -> Result<Opening, MboxError> {
+        let mut o = Opening {
+            path: path.to_path_buf(),
+            limits: *limits,
+            file: None,
+            id: FileId::default(),
+            owner: (0, 0),
+            deadline: Deadline::after(limits.lock_wait),
+            kind: LockKind::Shared,
+            held: None,
+            cached: None,
+            retired: Retired::default(),
+            stamp: Stamp::default(),
+            checked_at: SystemTime::now(),
+            state: State::Locking,
+        };
+        let Some(f) = file::open_mailbox(path)? else {
+            o.state = State::Ready(Box::new(Mailbox::empty(path, limits, None)));
+            return Ok(o);
+        };
+        let (id, st, owner) = file::stat(&f)?;
+        let journal = journal::path(path).symlink_metadata().is_ok();
+        o.id = id;
+        o.owner = owner;
+        o.cached = cache.and_then(|c| c.take(id));
+        if journal {
+            o.kind = LockKind::Exclusive;
+        } else if st.size == 0 {
+            let mut mb = Mailbox::empty(path, limits, Some(f));
+            mb.id = id;
+            mb.owner = owner;
+            o.state = State::Ready(Box::new(mb));
+            return Ok(o);
+        } else if let Some(c) = o.cached.take() {
+            if verify::quiet(&c.stamp, &st, c.checked_at) {
+                o.file = Some(f);
+                o.state = State::Ready(Box::new(o.mailbox(
+                    c.index,
+                    c.retired,
+                    c.stamp,
+                    c.checked_at,
+                )));
+                return Ok(o);
+            }
+            o.cached = Some(c);
+        }
+        o.file = Some(f);
+        Ok(o)
+    }
+
+    /// Does one bounded piece of the work: at most one lock attempt, or about
+    /// `budget_bytes` of reading (and, when finishing an interrupted expunge,
+    /// writing). Must be called with the same file-system identity as
+    /// [`Opening::start`].
+    ///
+    /// After an error the opening is spent and holds no lock.
+    pub fn step(&mut self, budget_bytes: usize) -> Result<Step, MboxError> {
+        let result = self.advance(budget_bytes);
+        if result.is_err() {
+            self.state = State::Spent;
+            self.held = None;
+        }
+        result
+    }
+
+    fn advance(&mut self, budget: usize) -> Result<Step, MboxError> {
+        match std::mem::replace(&mut self.state, State::Spent) {
+            State::Ready(mb) => Ok(Step::Done(mb)),
+            State::Spent => Err(MboxError::Io(std::io::Error::other(
+                "opening already finished",
+            ))),
+            State::Locking => self.lock(),
+            State::Recovering(mut c) => {
+                let file = self.file.as_ref().expect("a file to recover");
+                let done = c.step(file, budget)?;
+                if let Some(h) = self.held.as_mut() {
+                    h.refresh();
+                }
+                if !done {
+                    self.state = State::Recovering(c);
+                    return Ok(Step::Pending);
+                }
+                let moved = c.appended_after_crash();
+                if let Err(e) = retired::commit(&self.path, self.owner, &c.plan().retire, None) {
+                    crate::notice!(
+                        "cannot record retired UIDLs of {}: {e}",
+                        self.path.display()
+                    );
+                }
+                c.finish()?;
+                crate::notice!(
+                    "{}: finished an interrupted expunge{}",
+                    self.path.display(),
+                    if moved > 0 {
+                        format!(" (and kept {moved} bytes of mail delivered since)")
+                    } else {
+                        String::new()
+                    }
+                );
+                self.cached = None;
+                self.plan_scan()
+            }
+            State::Scanning(mut job) => {
+                let file = self.file.as_ref().expect("a file to scan");
+                match file::feed_some(file, &mut job.scanner, &mut job.buf, job.to, budget as u64) {
+                    Ok(()) => {}
+                    Err(FeedError::Io(e)) => return Err(MboxError::Io(e)),
+                    Err(FeedError::Short) => return Err(MboxError::Changed),
+                    Err(FeedError::Scan(e)) => {
+                        return Err(MboxError::Refused(format!("{}: {e}", self.path.display())));
+                    }
+                }
+                if let Some(h) = self.held.as_mut() {
+                    h.refresh();
+                }
+                if job.scanner.pos() < job.to {
+                    self.state = State::Scanning(job);
+                    return Ok(Step::Pending);
+                }
+                self.finish_scan(*job)
+            }
+        }
+    }
+
+    /// One lock attempt.
+    fn lock(&mut self) -> Result<Step, MboxError> {
+        let file = self.file.as_ref().expect("a file to lock");
+        let held = match lock::try_acquire(file, &self.path, self.kind, &self.limits)? {
+            Try::Held(h) => h,
+            Try::Busy => {
+                let wait = self.deadline.retry()?;
+                self.state = State::Locking;
+                return Ok(Step::Waiting(wait));
+            }
+        };
+        // Taken before the stamp: see `verify::quiet`.
+        self.checked_at = SystemTime::now();
+        let (_, st, owner) = file::stat(file)?;
+        self.owner = owner;
+        self.stamp = st;
+        let journal = journal::path(&self.path).symlink_metadata().is_ok();
+        if journal && self.kind == LockKind::Shared {
+            // An expunge was interrupted: finishing it needs the exclusive lock.
+            drop(held);
+            self.kind = LockKind::Exclusive;
+            self.state = State::Locking;
+            return Ok(Step::Pending);
+        }
+        self.held = Some(held);
+        if journal {
+            match Compactor::resume(&self.path, file, self.id, owner.0, st.size) {
+                Ok(Found::None) => {}
+                Ok(Found::Discarded(why)) => crate::notice!("removed expunge journal {why}"),
+                Ok(Found::Resume(c)) => {
+                    crate::notice!("{}: finishing an interrupted expunge", self.path.display());
+                    self.state = State::Recovering(c);
+                    return Ok(Step::Pending);
+                }
+                Err(e) => {
+                    crate::crit!(
+                        "{}: cannot finish an interrupted expunge: {e}",
+                        self.path.display()
+                    );
+                    return Err(MboxError::Refused(format!(
+                        "{}: unfinished expunge: {e}",
+                        self.path.display()
+                    )));
+                }
+            }
+        }
+        self.plan_scan()
+    }
+
+    /// Under the lock: decides what to scan, using the cached index if it
+    /// checks out.
+    fn plan_scan(&mut self) -> Result<Step, MboxError> {
+        let file = self.file.as_ref().expect("a file to scan");
+        self.checked_at = SystemTime::now();
+        let st = file::stamp(file)?;
+        self.stamp = st;
+        if st.size > self.limits.max_bytes {
+            return Err(MboxError::Refused(format!(
+                "{}: {} bytes is over the limit of {} bytes",
+                self.path.display(),
+                st.size,
+                self.limits.max_bytes
+            )));
+        }
+        self.retired = retired::load(&self.path, self.owner.0);
+        let max = self.limits.max_messages;
+        let mut job = ScanJob {
+            scanner: Scanner::new(IndexSink::new(max)),
+            to: st.size,
+            from: 0,
+            hidden_first: false,
+            buf: Vec::new(),
+        };
+        if let Some(c) = self.cached.take()
+            && st.size >= c.index.end
+            && verify::spot_check(file, &c.index).is_ok()
+        {
+            let mut index = c.index;
+            match verify::appended_start(file, &index, st.size)? {
+                _ if st.size == index.end => {
+                    // Unchanged (the stamp was only too recent to trust).
+                    self.held = None;
+                    let retired = std::mem::take(&mut self.retired);
+                    let at = self.checked_at;
+                    let mb = self.mailbox(index, retired, st, at);
+                    return Ok(Step::Done(Box::new(mb)));
+                }
+                Some(at) => {
+                    job.from = at;
+                    job.hidden_first = index.hidden_first;
+                    job.scanner = Scanner::at(IndexSink::continuing(index.entries, max), at);
+                }
+                None => {
+                    // The appended bytes continue the last message: scan it again.
+                    let last = index.entries.pop();
+                    if let Some(last) = last.filter(|_| !index.entries.is_empty()) {
+                        job.from = last.raw_start;
+                        job.hidden_first = index.hidden_first;
+                        job.scanner =
+                            Scanner::at(IndexSink::continuing(index.entries, max), last.raw_start);
+                    }
+                }
+            }
+        }
+        job.buf = vec![0; SCAN_CHUNK.min(job.to.saturating_sub(job.from).max(1) as usize)];
+        self.state = State::Scanning(Box::new(job));
+        Ok(Step::Pending)
+    }
+
+    fn finish_scan(&mut self, job: ScanJob) -> Result<Step, MboxError> {
+        let tail = job.scanner.tail();
+        let hidden_first = if job.from == 0 {
+            job.scanner.first_is_pseudo()
+        } else {
+            job.hidden_first
+        };
+        let mut entries = match job.scanner.finish() {
+            Ok(sink) => sink.entries,
+            Err(e) => return Err(MboxError::Refused(format!("{}: {e}", self.path.display()))),
+        };
+        self.held = None;
+        entries.shrink_to_fit();
+        let mut index = Index {
+            entries,
+            end: job.to,
+            tail,
+            hidden_first,
+        };
+        let skip = usize::from(index.hidden_first).min(index.entries.len());
+        uidl::assign(&mut index.entries[skip..], &self.retired);
+        let retired = std::mem::take(&mut self.retired);
+        let mut mb = self.mailbox(index, retired, self.stamp, self.checked_at);
+        mb.scanned = job.to - job.from;
+        Ok(Step::Done(Box::new(mb)))
+    }
+
+    fn mailbox(
+        &mut self,
+        index: Index,
+        retired: Retired,
+        stamp: Stamp,
+        checked_at: SystemTime,
+    ) -> Mailbox {
+        let mut mb = Mailbox::empty(&self.path, &self.limits, self.file.take());
+        mb.id = self.id;
+        mb.owner = self.owner;
+        mb.index = index;
+        mb.retired = retired;
+        mb.stamp = stamp;
+        mb.checked_at = checked_at;
+        mb
+    }
+}

@@ -1,0 +1,426 @@
+//! Crash safety of expunge, by killing real processes.
+//!
+//! The test binary re-executes itself (`current_exe() --exact child_role`)
+//! with `POP3D_TEST_MBOX_CHILD` naming the child's role; the child opens a
+//! mailbox with the library and expunges it. Two ways to kill it:
+//!
+//! - `POP3D_FAULT_EXPUNGE_AT=N` (honoured by debug builds only): the child
+//!   aborts once N bytes were written by the compaction (journal, mailbox,
+//!   truncation and journal removal counted), at many N from the first byte
+//!   to the last, for varied mailboxes; sometimes the recovery is killed the
+//!   same way, and sometimes mail is delivered between the crash and the next
+//!   open;
+//! - SIGKILL at random moments during expunges of a larger mailbox.
+//!
+//! After each kill the parent opens the mailbox (which finishes the expunge)
+//! and checks: the file parses, no journal is left, and the messages are
+//! exactly the kept ones, then the mail delivered during the session, then the
+//! mail delivered after the crash — each exactly once, in order — or, if the
+//! journal was torn before any mailbox byte was written, all the original
+//! messages (rolled back) with the same additions.
+//!
+//! `POP3D_DEBUG_JOURNAL_BLOCK=65536` makes journal blocks small so that small
+//! mailboxes have both kinds of block (bytes staged in the journal where a
+//! block's source and destination overlap, copied directly where they do not).
+
+use std::fs;
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant, SystemTime};
+
+use pop3d::config::MailboxLimits;
+use pop3d::mbox::{ExpungeStep, Mailbox};
+
+const ROLE: &str = "POP3D_TEST_MBOX_CHILD";
+const FROM: &str = "From sender@example.org Mon Jan  1 00:00:00 2024\n";
+
+fn limits() -> MailboxLimits {
+    MailboxLimits {
+        lock_wait: Duration::from_secs(10),
+        ..MailboxLimits::default()
+    }
+}
+
+/// The child process: does nothing unless the parent set [`ROLE`].
+#[test]
+fn child_role() {
+    let Ok(role) = std::env::var(ROLE) else {
+        return;
+    };
+    let path = PathBuf::from(std::env::var("MBOX").unwrap());
+    let deleted: Vec<usize> = std::env::var("DELETE")
+        .unwrap_or_default()
+        .split(',')
+        .filter(|s| !s.is_empty())
+        .map(|s| s.parse().unwrap())
+        .collect();
+    let budget: usize = std::env::var("BUDGET")
+        .ok()
+        .and_then(|b| b.parse().ok())
+        .unwrap_or(1 << 20);
+    let mut out = std::io::stdout();
+    let mut mb = Mailbox::open(&path, &limits()).expect("child open");
+    if role == "open" {
+        writeln!(out, "WRITTEN {}", pop3d::mbox::fault_bytes_written()).unwrap();
+        return;
+    }
+    if let Ok(app) = std::env::var("APPEND") {
+        deliver(&path, app.as_bytes());
+    }
+    let mut marks = vec![false; mb.count()];
+    for d in deleted {
+        marks[d] = true;
+    }
+    writeln!(out, "READY").unwrap();
+    out.flush().unwrap();
+    mb.expunge_start(&marks);
+    loop {
+        match mb.expunge_step(budget).expect("child expunge") {
+            ExpungeStep::Done(_) => break,
+            ExpungeStep::Pending => {}
+            ExpungeStep::Waiting(d) => std::thread::sleep(d),
+        }
+    }
+    writeln!(out, "WRITTEN {}", pop3d::mbox::fault_bytes_written()).unwrap();
+}
+
+/// Appends `msg` (From_ line, message, empty line) like a careful MDA: first
+/// an empty line if the file does not end with one, so it starts a message.
+fn deliver(path: &Path, msg: &[u8]) {
+    let data = fs::read(path).unwrap();
+    let lead: &[u8] = if data.is_empty() || data.ends_with(b"\n\n") || data.ends_with(b"\n\r\n") {
+        b""
+    } else if data.ends_with(b"\n") {
+        b"\n"
+    } else {
+        b"\n\n"
+    };
+    let mut f = fs::OpenOptions::new().append(true).open(path).unwrap();
+    f.write_all(&[lead, msg].concat()).unwrap();
+}
+
+/// A child run's outcome.
+struct Run {
+    /// Killed by a signal (the fault hook's abort, or our SIGKILL).
+    killed: bool,
+    /// Bytes the compaction wrote, when it finished.
+    written: Option<u64>,
+}
+
+fn child(role: &str, mbox: &Path, env: &[(&str, String)]) -> Command {
+    let mut c = Command::new(std::env::current_exe().unwrap());
+    c.args([
+        "--exact",
+        "child_role",
+        "--nocapture",
+        "--test-threads",
+        "1",
+        "-q",
+    ])
+    .env(ROLE, role)
+    .env("MBOX", mbox)
+    .env("POP3D_DEBUG_JOURNAL_BLOCK", "65536")
+    .env_remove("POP3D_FAULT_EXPUNGE_AT")
+    .stdin(Stdio::null())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c
+}
+
+fn run(mut cmd: Command) -> Run {
+    let out = cmd.output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let written = text
+        .lines()
+        .find_map(|l| l.strip_prefix("WRITTEN "))
+        .map(|n| n.trim().parse().unwrap());
+    let killed = out.status.signal().is_some();
+    assert!(
+        killed || out.status.success(),
+        "child failed: {:?}\n{text}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Run { killed, written }
+}
+
+/// A small deterministic pseudo-random generator (xorshift64*).
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+}
+
+/// A mailbox of `n` messages as procmail writes them (From_ line, message,
+/// empty line), some with bodies of up to `big` bytes, some CRLF, some
+/// with dots and `>From` lines.
+fn fixture(rng: &mut Rng, n: usize, big: u64) -> Vec<u8> {
+    let mut m = Vec::new();
+    for k in 0..n {
+        m.extend_from_slice(FROM.as_bytes());
+        let crlf = rng.below(6) == 0;
+        let nl = if crlf { "\r\n" } else { "\n" };
+        m.extend_from_slice(
+            format!("Received: from h{k}{nl}Subject: message {k}{nl}{nl}").as_bytes(),
+        );
+        for _ in 0..rng.below(5) {
+            match rng.below(6) {
+                0 => m.extend_from_slice(format!(".{nl}").as_bytes()),
+                1 => m.extend_from_slice(format!(">From x{nl}").as_bytes()),
+                2 => {
+                    let len = rng.below(big) as usize;
+                    m.extend((0..len).map(|i| b'a' + (i % 26) as u8));
+                    m.extend_from_slice(nl.as_bytes());
+                }
+                _ => m.extend_from_slice(format!("line {} of {k}{nl}", rng.below(99)).as_bytes()),
+            }
+        }
+        m.extend_from_slice(nl.as_bytes());
+    }
+    m
+}
+
+/// The data of every message, through the library.
+fn messages(path: &Path) -> Vec<Vec<u8>> {
+    let mb = Mailbox::open(path, &limits()).expect("the mailbox parses");
+    (0..mb.count())
+        .map(|i| {
+            let mut buf = vec![0u8; mb.data_len(i) as usize];
+            let mut got = 0;
+            while got < buf.len() {
+                let n = mb.read_data(i, got as u64, &mut buf[got..]).unwrap();
+                assert!(n > 0);
+                got += n;
+            }
+            buf
+        })
+        .collect()
+}
+
+fn journal_of(path: &Path) -> PathBuf {
+    let name = path.file_name().unwrap().to_string_lossy();
+    path.with_file_name(format!(".{name}.pop3d-journal"))
+}
+
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(tag: &str) -> Scratch {
+        let nanos = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
+        let d =
+            std::env::temp_dir().join(format!("pop3d-crash-{tag}-{}-{nanos}", std::process::id()));
+        fs::create_dir_all(&d).unwrap();
+        Scratch(d)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+/// One crash scenario: the messages to expect either way.
+struct Case {
+    orig: Vec<u8>,
+    deleted: Vec<usize>,
+    /// Delivered during the session (after the open, before the expunge).
+    during: String,
+    /// Data of the original messages.
+    datas: Vec<Vec<u8>>,
+}
+
+impl Case {
+    fn new(dir: &Path, orig: Vec<u8>, rng: &mut Rng) -> Case {
+        let probe = dir.join("probe");
+        fs::write(&probe, &orig).unwrap();
+        let datas = messages(&probe);
+        fs::remove_file(&probe).unwrap();
+        let n = datas.len();
+        let mut deleted: Vec<usize> = (0..n).filter(|_| rng.below(3) == 0).collect();
+        if deleted.is_empty() {
+            deleted.push(rng.below(n as u64) as usize);
+        }
+        let during = if rng.below(2) == 0 {
+            format!("{FROM}Subject: during\n\ndelivered during the session\n\n")
+        } else {
+            String::new()
+        };
+        Case {
+            orig,
+            deleted,
+            during,
+            datas,
+        }
+    }
+
+    fn env(&self) -> Vec<(&'static str, String)> {
+        let mut v = vec![(
+            "DELETE",
+            self.deleted
+                .iter()
+                .map(|d| d.to_string())
+                .collect::<Vec<_>>()
+                .join(","),
+        )];
+        if !self.during.is_empty() {
+            v.push(("APPEND", self.during.clone()));
+        }
+        v
+    }
+
+    /// Checks the mailbox after a crash and recovery.
+    fn check(&self, path: &Path, after: &[&[u8]], what: &str) {
+        let got = messages(path);
+        assert!(!journal_of(path).exists(), "{what}: journal left");
+        let mut extra: Vec<Vec<u8>> = Vec::new();
+        if !self.during.is_empty() {
+            extra.push(b"Subject: during\n\ndelivered during the session\n".to_vec());
+        }
+        extra.extend(after.iter().map(|a| a.to_vec()));
+        let mut kept: Vec<Vec<u8>> = self
+            .datas
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !self.deleted.contains(i))
+            .map(|(_, d)| d.clone())
+            .collect();
+        kept.extend(extra.iter().cloned());
+        let mut all = self.datas.clone();
+        all.extend(extra);
+        assert!(
+            got == kept || got == all,
+            "{what}: {} messages, expected {} (expunged) or {} (rolled back)",
+            got.len(),
+            kept.len(),
+            all.len()
+        );
+    }
+}
+
+#[test]
+fn expunge_killed_at_any_byte_is_finished_at_the_next_open() {
+    let dir = Scratch::new("fault");
+    let mut rng = Rng(0x5eed_1234_abcd_ef01);
+    let mut fixtures = vec![
+        fixture(&mut rng, 6, 300),
+        fixture(&mut rng, 12, 150_000),
+        fixture(&mut rng, 30, 20_000),
+    ];
+    // The UW pseudo-message first, and a last message without its empty line.
+    let mut pseudo = format!(
+        "{FROM}Subject: DON'T DELETE THIS MESSAGE -- FOLDER INTERNAL DATA\nX-IMAP: 1 2\n\ninternal\n\n"
+    )
+    .into_bytes();
+    pseudo.extend(fixture(&mut rng, 8, 90_000));
+    fixtures.push(pseudo);
+    let mut open_end = fixture(&mut rng, 5, 70_000);
+    open_end.pop();
+    fixtures.push(open_end);
+
+    let mut kills = 0;
+    for (f, orig) in fixtures.into_iter().enumerate() {
+        let case = Case::new(&dir.0, orig, &mut rng);
+        let path = dir.0.join(format!("user{f}"));
+        // A full run tells how many bytes an expunge of this case writes.
+        fs::write(&path, &case.orig).unwrap();
+        let total = run(child("expunge", &path, &case.env()))
+            .written
+            .expect("a complete run reports its bytes");
+        case.check(&path, &[], "complete run");
+        let mut points: Vec<u64> = (0..12).chain(total.saturating_sub(12)..total).collect();
+        for _ in 0..24 {
+            points.push(rng.below(total));
+        }
+        points.sort_unstable();
+        points.dedup();
+        for (k, &at) in points.iter().enumerate() {
+            fs::write(&path, &case.orig).unwrap();
+            let _ = fs::remove_file(journal_of(&path));
+            let mut env = case.env();
+            env.push(("POP3D_FAULT_EXPUNGE_AT", at.to_string()));
+            let r = run(child("expunge", &path, &env));
+            assert!(r.killed, "fault at {at} of {total} did not stop the child");
+            kills += 1;
+            let mut what = format!("fixture {f}, fault at byte {at} of {total}");
+            // Sometimes the recovery is killed too.
+            if k % 3 == 1 && journal_of(&path).exists() {
+                let second = 1 + rng.below(total);
+                let env = vec![("POP3D_FAULT_EXPUNGE_AT", second.to_string())];
+                let r = run(child("open", &path, &env));
+                what += &format!(", recovery killed at {second}: {}", r.killed);
+            }
+            // Sometimes mail arrives before the next login.
+            let late = format!("{FROM}Subject: late {k}\n\nafter the crash\n\n");
+            if k % 2 == 0 {
+                what += ", mail delivered after the crash";
+            }
+            let after: Vec<&[u8]> = if k % 2 == 0 {
+                deliver(&path, late.as_bytes());
+                vec![&late.as_bytes()[FROM.len()..late.len() - 1]]
+            } else {
+                Vec::new()
+            };
+            case.check(&path, &after, &what);
+        }
+    }
+    assert!(kills > 100, "{kills} kills");
+}
+
+#[test]
+fn expunge_sigkilled_at_random_moments_is_finished_at_the_next_open() {
+    let dir = Scratch::new("sigkill");
+    let mut rng = Rng(0xdead_beef_0bad_cafe);
+    let orig = fixture(&mut rng, 1500, 12_000);
+    let case = Case::new(&dir.0, orig, &mut rng);
+    let path = dir.0.join("user");
+    // How long one expunge takes, in small steps.
+    fs::write(&path, &case.orig).unwrap();
+    let mut env = case.env();
+    env.push(("BUDGET", "8192".to_string()));
+    let start = Instant::now();
+    run(child("expunge", &path, &env));
+    let full = start.elapsed();
+    case.check(&path, &[], "complete run");
+    let mut interrupted = 0;
+    for round in 0..12 {
+        fs::write(&path, &case.orig).unwrap();
+        let mut cmd = child("expunge", &path, &env);
+        let mut proc = cmd.stderr(Stdio::null()).spawn().unwrap();
+        // Wait until it has opened the mailbox, then kill it at some moment.
+        let mut line = String::new();
+        let mut out = BufReader::new(proc.stdout.take().unwrap());
+        while !line.starts_with("READY") {
+            line.clear();
+            if out.read_line(&mut line).unwrap() == 0 {
+                break;
+            }
+        }
+        let delay = full.mul_f64(rng.below(1000) as f64 / 1000.0);
+        std::thread::sleep(delay);
+        let _ = proc.kill();
+        let status = proc.wait().unwrap();
+        let what = format!("SIGKILL round {round} after {delay:?} ({status:?})");
+        if journal_of(&path).exists() {
+            interrupted += 1;
+        }
+        case.check(&path, &[], &what);
+    }
+    assert!(interrupted >= 3, "only {interrupted} kills hit an expunge");
+}
