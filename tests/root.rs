@@ -50,15 +50,25 @@ fn root_daemon_serves_mailbox_owned_by_user() {
         0o600,
         "mailbox mode after expunge"
     );
-    // Nothing is left behind in the spool (no stale dot-lock or temporary file).
+    // Nothing is left behind in the spool (no stale dot-lock, journal or
+    // temporary file); the only other file is the record of the deleted
+    // messages' UIDLs (so they are never given to new mail), owned by alice.
     let mut names: Vec<String> = fs::read_dir(&w.spool)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     names.sort();
+    let retired = w.spool.join(".alice.pop3d-uids");
+    let rmeta = fs::metadata(&retired).expect("retired-UIDL file after an expunge");
+    assert_eq!(
+        (rmeta.uid(), rmeta.gid()),
+        (u.uid, u.gid),
+        "owner of {}",
+        retired.display()
+    );
     assert_eq!(
         names,
-        vec!["alice".to_owned()],
+        vec![".alice.pop3d-uids".to_owned(), "alice".to_owned()],
         "files in the spool after the session"
     );
 }

@@ -11,7 +11,7 @@ pub mod session;
 pub use buffer::Buffer;
 pub use session::{Credentials, End, Session, Want};
 
-use crate::mbox::{Expunged, Mailbox, MboxError, Uid};
+use crate::mbox::{ExpungeStep, Mailbox, MboxError, Uid};
 
 /// What a session needs from an open mailbox. Message indexes are 0-based.
 pub trait Store {
@@ -27,8 +27,12 @@ pub trait Store {
     fn verify(&mut self) -> Result<(), MboxError>;
     /// Reads stored bytes of message `i` starting at `offset` within it.
     fn read_data(&mut self, i: usize, offset: u64, buf: &mut [u8]) -> std::io::Result<usize>;
-    /// Removes the messages marked in `deleted`.
-    fn expunge(&mut self, deleted: &[bool]) -> Result<Expunged, MboxError>;
+    /// Starts removing the messages marked in `deleted`; the work is done by
+    /// [`Store::expunge_step`].
+    fn expunge_start(&mut self, deleted: &[bool]);
+    /// Does a bounded piece of the expunge (about `budget` bytes of copying,
+    /// or one lock attempt).
+    fn expunge_step(&mut self, budget: usize) -> Result<ExpungeStep, MboxError>;
 }
 
 impl Store for Mailbox {
@@ -50,7 +54,10 @@ impl Store for Mailbox {
     fn read_data(&mut self, i: usize, offset: u64, buf: &mut [u8]) -> std::io::Result<usize> {
         Mailbox::read_data(self, i, offset, buf)
     }
-    fn expunge(&mut self, deleted: &[bool]) -> Result<Expunged, MboxError> {
-        Mailbox::expunge(self, deleted)
+    fn expunge_start(&mut self, deleted: &[bool]) {
+        Mailbox::expunge_start(self, deleted);
+    }
+    fn expunge_step(&mut self, budget: usize) -> Result<ExpungeStep, MboxError> {
+        Mailbox::expunge_step(self, budget)
     }
 }

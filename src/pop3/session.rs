@@ -8,8 +8,12 @@
 //! grows. Multi-line replies (LIST, UIDL, RETR, TOP) are produced in slices of at
 //! most one output buffer per call.
 
-use crate::config::{AUTH_LINE_MAX, INPUT_BUF, LINE_MAX, REPLY_LINE_MAX, SessionLimits, USER_MAX};
-use crate::mbox::{Encoder, Expunged, MboxError};
+use std::time::Duration;
+
+use crate::config::{
+    AUTH_LINE_MAX, EXPUNGE_BUDGET, INPUT_BUF, LINE_MAX, REPLY_LINE_MAX, SessionLimits, USER_MAX,
+};
+use crate::mbox::{Encoder, ExpungeStep, Expunged, MboxError};
 
 use super::Store;
 use super::buffer::Buffer;
@@ -85,6 +89,11 @@ pub enum Want {
     Auth(Credentials),
     /// Waiting for the result of an `Auth` request.
     AuthPending,
+    /// A bounded piece of work was done and more is ready: call `advance`
+    /// again after other sessions had their turn.
+    Busy,
+    /// Call `advance` again after this long (another program holds a lock).
+    Sleep(Duration),
     /// Write out what is buffered, then close the connection.
     Close(End),
 }
@@ -109,6 +118,8 @@ struct Txn<S> {
 
 enum Pending {
     None,
+    /// QUIT with deletions: the expunge runs in steps, then the reply.
+    Expunge,
     List {
         next: usize,
     },
@@ -136,6 +147,20 @@ pub struct Session<S> {
     ending: Option<End>,
     /// Credentials waiting to be handed to the driver.
     auth_request: Option<Credentials>,
+    /// The store after the session ended.
+    spent_store: Option<S>,
+}
+
+/// How far [`Session::continue_pending`] got.
+enum Progress {
+    /// The pending work is finished.
+    Done,
+    /// The output buffer is full.
+    OutputFull,
+    /// A bounded step was done; more remains.
+    Busy,
+    /// Waiting for a lock held elsewhere.
+    Sleep(Duration),
 }
 
 impl<S: Store> Session<S> {
@@ -156,6 +181,7 @@ impl<S: Store> Session<S> {
             bad_commands: 0,
             ending: None,
             auth_request: None,
+            spent_store: None,
         }
     }
 
@@ -189,7 +215,9 @@ impl<S: Store> Session<S> {
     pub fn advance(&mut self, out: &mut Buffer) -> Want {
         loop {
             if let Some(end) = self.ending.take() {
-                self.phase = Phase::Ended;
+                if let Phase::Transaction(txn) = std::mem::replace(&mut self.phase, Phase::Ended) {
+                    self.spent_store = Some(txn.store);
+                }
                 self.pending = Pending::None;
                 return Want::Close(end);
             }
@@ -202,10 +230,12 @@ impl<S: Store> Session<S> {
                 });
             }
             if !matches!(self.pending, Pending::None) {
-                if !self.continue_pending(out) {
-                    return Want::Output;
+                match self.continue_pending(out) {
+                    Progress::Done => continue,
+                    Progress::OutputFull => return Want::Output,
+                    Progress::Busy => return Want::Busy,
+                    Progress::Sleep(d) => return Want::Sleep(d),
                 }
-                continue;
             }
             if matches!(self.phase, Phase::WaitingAuth) {
                 return Want::AuthPending;
@@ -406,21 +436,29 @@ impl<S: Store> Session<S> {
         }
     }
 
-    /// Produces more of a multi-line reply. Returns false when the output
-    /// buffer is full and the reply is not finished.
-    fn continue_pending(&mut self, out: &mut Buffer) -> bool {
+    /// Moves a multi-line reply or an expunge forward.
+    fn continue_pending(&mut self, out: &mut Buffer) -> Progress {
         let Phase::Transaction(txn) = &mut self.phase else {
             self.pending = Pending::None;
-            return true;
+            return Progress::Done;
         };
         match txn.continue_pending(&mut self.pending, out) {
-            Ok(finished) => finished,
+            Ok(progress) => progress,
             Err(end) => {
                 self.pending = Pending::None;
                 self.ending = Some(end);
-                true
+                Progress::Done
             }
         }
+    }
+
+    /// Takes the store out of a logged-in or finished session (so the daemon
+    /// can keep its index for the next session). The session is over after it.
+    pub fn take_store(&mut self) -> Option<S> {
+        if let Phase::Transaction(txn) = std::mem::replace(&mut self.phase, Phase::Ended) {
+            return Some(txn.store);
+        }
+        self.spent_store.take()
     }
 
     /// The password was right and the mailbox is open: enter TRANSACTION.
@@ -568,7 +606,7 @@ impl<S: Store> Txn<S> {
                 out.line(format_args!("+OK {count} messages ({total} octets)"));
             }
             Command::Last => out.line(format_args!("+OK {}", self.last)),
-            Command::Quit => return Some(self.quit(out)),
+            Command::Quit => return self.quit(out, pending),
             Command::User(_) | Command::Pass(_) => out.line(format_args!("-ERR already logged in")),
             Command::Capa => write_capa(out),
             Command::Auth(..) => out.line(format_args!("-ERR already logged in")),
@@ -587,46 +625,64 @@ impl<S: Store> Txn<S> {
         (count, total)
     }
 
-    /// UPDATE: remove the marked messages, then say goodbye.
-    fn quit(&mut self, out: &mut Buffer) -> End {
+    /// UPDATE, first part: with nothing marked, say goodbye at once (the file
+    /// is never touched); otherwise start the expunge, which
+    /// [`Txn::expunge_step`] carries on.
+    fn quit(&mut self, out: &mut Buffer, pending: &mut Pending) -> Option<End> {
         if !self.deleted.iter().any(|&d| d) {
             out.line(format_args!("+OK pop3d signing off"));
-            return End::Quit(None);
+            return Some(End::Quit(None));
         }
-        match self.store.expunge(&self.deleted) {
-            Ok(e) => {
-                out.line(format_args!(
-                    "+OK pop3d signing off ({} deleted, {} left)",
-                    e.deleted, e.kept
-                ));
-                End::Quit(Some(e))
-            }
+        self.store.expunge_start(&self.deleted);
+        *pending = Pending::Expunge;
+        None
+    }
+
+    /// UPDATE, the rest: one bounded step of the expunge; at the end the reply.
+    fn expunge_step(&mut self, out: &mut Buffer) -> Result<Progress, End> {
+        let e = match self.store.expunge_step(EXPUNGE_BUDGET) {
+            Ok(ExpungeStep::Pending) => return Ok(Progress::Busy),
+            Ok(ExpungeStep::Waiting(d)) => return Ok(Progress::Sleep(d)),
+            Ok(ExpungeStep::Done(e)) => e,
             Err(MboxError::Changed) => {
                 out.line(format_args!(
                     "-ERR [SYS/TEMP] mailbox changed by another program; nothing deleted"
                 ));
-                End::MailboxChanged
+                return Err(End::MailboxChanged);
             }
             Err(MboxError::InUse) => {
                 out.line(format_args!(
                     "-ERR [IN-USE] mailbox locked by another program; nothing deleted"
                 ));
-                End::UpdateFailed
+                return Err(End::UpdateFailed);
             }
             Err(_) => {
-                out.line(format_args!(
-                    "-ERR [SYS/TEMP] update failed; nothing deleted"
-                ));
-                End::UpdateFailed
+                out.line(format_args!("-ERR [SYS/TEMP] update failed"));
+                return Err(End::UpdateFailed);
             }
-        }
+        };
+        out.line(format_args!(
+            "+OK pop3d signing off ({} deleted, {} left)",
+            e.deleted, e.kept
+        ));
+        Err(End::Quit(Some(e)))
     }
 
-    /// Fills `out` with more of the pending multi-line reply. Ok(true) when the
-    /// reply is complete, Ok(false) when `out` is full.
-    fn continue_pending(&mut self, pending: &mut Pending, out: &mut Buffer) -> Result<bool, End> {
+    /// Moves the pending multi-line reply or expunge forward. Err(end) when
+    /// the session ends (a finished QUIT included).
+    fn continue_pending(
+        &mut self,
+        pending: &mut Pending,
+        out: &mut Buffer,
+    ) -> Result<Progress, End> {
         match pending {
-            Pending::None => Ok(true),
+            Pending::None => Ok(Progress::Done),
+            Pending::Expunge => {
+                if out.free() < REPLY_LINE_MAX {
+                    return Ok(Progress::OutputFull);
+                }
+                self.expunge_step(out)
+            }
             Pending::List { next } | Pending::Uidl { next } => {
                 let mut i = *next;
                 let uidl = matches!(pending, Pending::Uidl { .. });
@@ -649,11 +705,11 @@ impl<S: Store> Txn<S> {
                     } else {
                         Pending::List { next: i }
                     };
-                    return Ok(false);
+                    return Ok(Progress::OutputFull);
                 }
                 out.push(b".\r\n");
                 *pending = Pending::None;
-                Ok(true)
+                Ok(Progress::Done)
             }
             Pending::Data { msg, offset, enc } => {
                 let len = self.store.data_len(*msg);
@@ -661,17 +717,17 @@ impl<S: Store> Txn<S> {
                 loop {
                     if enc.done() || *offset >= len {
                         if out.free() < 5 {
-                            return Ok(false);
+                            return Ok(Progress::OutputFull);
                         }
                         let spare = out.spare();
                         let n = enc.finish(spare);
                         out.commit(n);
                         *pending = Pending::None;
-                        return Ok(true);
+                        return Ok(Progress::Done);
                     }
                     let spare_len = out.free();
                     if spare_len < 16 {
-                        return Ok(false);
+                        return Ok(Progress::OutputFull);
                     }
                     let want = (spare_len / 2)
                         .min(READ_CHUNK)
@@ -688,7 +744,7 @@ impl<S: Store> Txn<S> {
                         continue;
                     }
                     if used < got && written == 0 {
-                        return Ok(false);
+                        return Ok(Progress::OutputFull);
                     }
                 }
             }
@@ -747,6 +803,7 @@ mod tests {
         msgs: Vec<Vec<u8>>,
         changed: bool,
         expunged: std::rc::Rc<std::cell::RefCell<Option<Vec<bool>>>>,
+        steps_left: u32,
     }
 
     impl Store for Fake {
@@ -778,13 +835,25 @@ mod tests {
             buf[..n].copy_from_slice(&m[..n]);
             Ok(n)
         }
-        fn expunge(&mut self, deleted: &[bool]) -> Result<Expunged, MboxError> {
+        fn expunge_start(&mut self, deleted: &[bool]) {
             *self.expunged.borrow_mut() = Some(deleted.to_vec());
-            Ok(Expunged {
-                deleted: deleted.iter().filter(|&&d| d).count(),
-                kept: deleted.iter().filter(|&&d| !d).count(),
-                ..Expunged::default()
-            })
+            self.steps_left = 3;
+        }
+        fn expunge_step(&mut self, _budget: usize) -> Result<ExpungeStep, MboxError> {
+            // A few steps, one of them waiting for a lock, like the real thing.
+            self.steps_left -= 1;
+            match self.steps_left {
+                2 => Ok(ExpungeStep::Pending),
+                1 => Ok(ExpungeStep::Waiting(Duration::from_millis(5))),
+                _ => {
+                    let d = self.expunged.borrow().clone().unwrap_or_default();
+                    Ok(ExpungeStep::Done(Expunged {
+                        deleted: d.iter().filter(|&&d| d).count(),
+                        kept: d.iter().filter(|&&d| !d).count(),
+                        ..Expunged::default()
+                    }))
+                }
+            }
         }
     }
 
@@ -793,6 +862,7 @@ mod tests {
             msgs: msgs.iter().map(|m| m.to_vec()).collect(),
             changed: false,
             expunged: Default::default(),
+            steps_left: 0,
         }
     }
 
@@ -831,7 +901,8 @@ mod tests {
                 input = &input[n..];
                 match self.s.advance(&mut self.out) {
                     Want::Input if input.is_empty() => break,
-                    Want::Input | Want::Output | Want::AuthPending => {}
+                    Want::Input | Want::Output | Want::AuthPending | Want::Busy => {}
+                    Want::Sleep(d) => assert!(d <= Duration::from_secs(1)),
                     Want::Auth(c) => {
                         if c.pass == b"pw" && c.user == b"bob" {
                             let st = self.store.take().expect("one login");
@@ -948,10 +1019,11 @@ mod tests {
         let input = b"DELE 1\r\nDELE 3\r\nQUIT\r\n";
         s.input_space()[..input.len()].copy_from_slice(input);
         s.input_added(input.len());
-        assert!(matches!(
-            s.advance(&mut out),
-            Want::Close(End::Quit(Some(_)))
-        ));
+        // The expunge goes in steps: a slice, a lock wait, then the end.
+        assert!(matches!(s.advance(&mut out), Want::Busy));
+        assert!(matches!(s.advance(&mut out), Want::Sleep(_)));
+        let w = s.advance(&mut out);
+        assert!(matches!(w, Want::Close(End::Quit(Some(_)))), "{w:?}");
         let Phase::Ended = s.phase else {
             panic!("not ended")
         };

@@ -19,6 +19,7 @@ use crate::config::{OUTPUT_BUF, SessionLimits, TURN_OUTPUT_BUDGET};
 use crate::pop3::{Buffer, Credentials, End, Session, Want};
 
 use super::mailbox::UserMailbox;
+use crate::mbox::Opening;
 
 /// The byte stream of a connection.
 pub enum Stream {
@@ -79,10 +80,22 @@ impl Stream {
 pub enum Status {
     /// Nothing to do until the next readiness event or auth result.
     Idle,
+    /// Give it another turn after this long (it waits for a lock).
+    Sleep(std::time::Duration),
     /// More work is ready: give it another turn after the others.
     Yield,
     /// The connection is finished and can be dropped.
     Closed,
+}
+
+/// A mailbox being opened for a connection whose password was right.
+pub struct PendingOpen {
+    /// The opening, stepped by the event loop.
+    pub opening: Opening,
+    /// File-system identity for the steps (root daemon mode).
+    pub as_user: Option<(u32, u32)>,
+    /// The account name, for the log.
+    pub user: String,
 }
 
 /// Something the event loop must act on after a drive.
@@ -109,6 +122,8 @@ pub struct Conn {
     pub session: Session<UserMailbox>,
     /// Reply bytes waiting to be written.
     pub out: Buffer,
+    /// The mailbox being opened after a good password.
+    pub opening: Option<Box<PendingOpen>>,
     readable: bool,
     writable: bool,
     eof: bool,
@@ -134,6 +149,7 @@ impl Conn {
             last_activity: Instant::now(),
             session,
             out,
+            opening: None,
             readable: true,
             writable: true,
             eof: false,
@@ -221,6 +237,8 @@ impl Conn {
             let before = self.out.data().len();
             match self.session.advance(&mut self.out) {
                 Want::Input | Want::Output | Want::AuthPending => {}
+                Want::Busy => return Status::Yield,
+                Want::Sleep(d) => return Status::Sleep(d),
                 Want::Auth(creds) => {
                     self.waiting_auth = true;
                     requests.push(Request::Auth(creds));

@@ -3,7 +3,7 @@
 //! operation that may create or change files next to the mailbox (locks,
 //! expunge) runs with the user's fsuid/fsgid, exactly like the open did.
 
-use crate::mbox::{Expunged, Mailbox, MboxError, Uid};
+use crate::mbox::{ExpungeStep, IndexCache, Mailbox, MboxError, Uid};
 use crate::pop3::Store;
 use crate::sys::process::FsIdentity;
 
@@ -19,6 +19,11 @@ impl UserMailbox {
     /// Wraps an open mailbox.
     pub fn new(inner: Mailbox, as_user: Option<(u32, u32)>) -> UserMailbox {
         UserMailbox { inner, as_user }
+    }
+
+    /// Gives the index back to the daemon's cache when the session is over.
+    pub fn into_cache(self, cache: &mut IndexCache) {
+        self.inner.into_cache(cache);
     }
 
     /// Runs `f` under the user's file-system identity.
@@ -53,7 +58,10 @@ impl Store for UserMailbox {
     fn read_data(&mut self, i: usize, offset: u64, buf: &mut [u8]) -> std::io::Result<usize> {
         self.inner.read_data(i, offset, buf)
     }
-    fn expunge(&mut self, deleted: &[bool]) -> Result<Expunged, MboxError> {
-        self.as_user(|mb| mb.expunge(deleted))
+    fn expunge_start(&mut self, deleted: &[bool]) {
+        self.inner.expunge_start(deleted);
+    }
+    fn expunge_step(&mut self, budget: usize) -> Result<ExpungeStep, MboxError> {
+        self.as_user(|mb| mb.expunge_step(budget))
     }
 }

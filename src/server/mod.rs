@@ -22,9 +22,10 @@ use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token, Waker};
 use std::os::fd::AsRawFd;
 
-use crate::auth::{Account, AuthSettings, Refusal};
+use crate::auth::{AuthSettings, Refusal};
 use crate::config::Config;
-use crate::mbox::{Mailbox, MboxError};
+use crate::config::{INDEX_CACHE_BYTES, INDEX_CACHE_ENTRIES, SCAN_BUDGET};
+use crate::mbox::{IndexCache, MboxError, Opening, Step};
 use crate::pop3::End;
 use crate::sys::process;
 use crate::sys::signal::SignalFd;
@@ -32,7 +33,7 @@ use crate::{crit, info, notice};
 
 use access::{Rules, Watcher};
 use auth_pool::{AuthPool, Outcome};
-use conn::{Conn, Request, Status, Stream};
+use conn::{Conn, PendingOpen, Request, Status, Stream};
 use limits::{Limits, Refused};
 use mailbox::UserMailbox;
 
@@ -68,8 +69,11 @@ struct Server {
     identity: Identity,
     /// inetd mode: stop when the last connection ends.
     exit_when_idle: bool,
-    /// Failed logins waiting for their delay to pass before being answered.
-    delayed: Vec<Delayed>,
+    /// Things to do later: answer a failed login, or give a connection its
+    /// next turn after a lock wait.
+    timers: Vec<Timer>,
+    /// Indexes of recently opened mailboxes (daemon mode only).
+    cache: Option<IndexCache>,
     /// Recent failed logins per source address (bounded).
     failures: HashMap<Option<IpAddr>, Failures>,
     /// Session and per-source admission counts.
@@ -91,11 +95,20 @@ struct Server {
     daemon_name: String,
 }
 
-/// A refusal to deliver later.
-struct Delayed {
+/// Something to do for a connection at a later time.
+struct Timer {
     due: Instant,
     token: Token,
     generation: u64,
+    action: TimerAction,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum TimerAction {
+    /// Answer the failed login now.
+    Refuse,
+    /// Give the connection another turn (it waited for a lock).
+    Wake,
 }
 
 /// Recent failed logins from one address.
@@ -140,6 +153,7 @@ pub fn run(cfg: Config) -> Result<(), String> {
     let spool_group = spool_group(&cfg.spool);
 
     let mut listeners = Vec::new();
+    let mut detached = None;
     if cfg.daemon {
         let inherited = crate::sys::net::inherited_listeners()
             .map_err(|e| format!("socket activation: {e}"))?;
@@ -156,10 +170,13 @@ pub fn run(cfg: Config) -> Result<(), String> {
             info!("listening on {local}");
         }
         // The pid file is complete before `pop3d -D` returns: the parent
-        // writes it with the child's pid, atomically (temp file + rename).
+        // waits for the daemon to be ready, then writes it with the child's
+        // pid, atomically (temp file + rename).
         if !cfg.foreground {
-            process::daemonize(cfg.pidfile.as_deref())
-                .map_err(|e| format!("cannot detach: {e}"))?;
+            detached = Some(
+                process::daemonize(cfg.pidfile.as_deref())
+                    .map_err(|e| format!("cannot detach: {e}"))?,
+            );
         } else if let Some(path) = &cfg.pidfile {
             process::write_pidfile(path, std::process::id())
                 .map_err(|e| format!("cannot write pid file {}: {e}", path.display()))?;
@@ -175,8 +192,12 @@ pub fn run(cfg: Config) -> Result<(), String> {
     let poll = Poll::new().map_err(|e| format!("epoll: {e}"))?;
     let waker = Arc::new(Waker::new(poll.registry(), WAKER).map_err(|e| e.to_string())?);
     let pool = AuthPool::new(cfg.auth_threads, cfg.max_sessions, settings, waker);
-    let (cfg_max_sessions, cfg_per_source, cfg_min_delay) =
-        (cfg.max_sessions, cfg.max_per_source, cfg.min_delay);
+    let (cfg_max_sessions, cfg_per_source, cfg_min_delay, cfg_daemon) = (
+        cfg.max_sessions,
+        cfg.max_per_source,
+        cfg.min_delay,
+        cfg.daemon,
+    );
     let mut server = Server {
         conns: (0..cfg.max_sessions).map(|_| None).collect(),
         free: (0..cfg.max_sessions).rev().collect(),
@@ -188,7 +209,8 @@ pub fn run(cfg: Config) -> Result<(), String> {
         runnable: VecDeque::new(),
         pool,
         identity,
-        delayed: Vec::new(),
+        timers: Vec::new(),
+        cache: cfg_daemon.then(|| IndexCache::new(INDEX_CACHE_ENTRIES, INDEX_CACHE_BYTES)),
         failures: HashMap::new(),
         limits: Limits::new(cfg_max_sessions, cfg_per_source, cfg_min_delay),
         signals,
@@ -228,6 +250,9 @@ pub fn run(cfg: Config) -> Result<(), String> {
         server
             .add(Stream::Fds { r, w }, peer)
             .map_err(|e| format!("inetd descriptors: {e}"))?;
+    }
+    if let Some(d) = detached {
+        d.ready();
     }
     let result = server.serve().map_err(|e| format!("event loop: {e}"));
     if let Some(path) = &server.cfg.pidfile {
@@ -283,6 +308,9 @@ impl Server {
     fn remove(&mut self, slot: usize) {
         if let Some(mut conn) = self.conns[slot].take() {
             conn.stream.deregister(self.poll.registry());
+            if let (Some(store), Some(cache)) = (conn.session.take_store(), self.cache.as_mut()) {
+                store.into_cache(cache);
+            }
             self.free.push(slot);
             if let (Some(ip), true) = (conn.peer, self.cfg.daemon) {
                 self.limits.release(ip, conn.started, Instant::now());
@@ -314,9 +342,9 @@ impl Server {
                 timeout = Duration::ZERO;
             }
             let timers = self
-                .delayed
+                .timers
                 .iter()
-                .map(|d| d.due)
+                .map(|t| t.due)
                 .chain(self.accept_paused)
                 .chain(self.shutdown_at);
             if let Some(due) = timers.min() {
@@ -353,7 +381,7 @@ impl Server {
                     self.accept(i);
                 }
             }
-            self.release_delayed();
+            self.run_timers();
             // One bounded turn for every connection with work.
             let turn: Vec<Token> = self.runnable.drain(..).collect();
             let mut seen = std::collections::HashSet::with_capacity(turn.len());
@@ -467,6 +495,15 @@ impl Server {
 
     fn drive(&mut self, token: Token) {
         let slot = token.0;
+        if self
+            .conns
+            .get(slot)
+            .and_then(Option::as_ref)
+            .is_some_and(|c| c.opening.is_some())
+        {
+            self.open_step(token);
+            return;
+        }
         let mut requests = Vec::new();
         let status = match self.conns.get_mut(slot).and_then(Option::as_mut) {
             Some(conn) => conn.drive(&mut requests),
@@ -491,6 +528,15 @@ impl Server {
         match status {
             Status::Idle => {}
             Status::Yield => self.runnable.push_back(token),
+            Status::Sleep(d) => {
+                let generation = self.conns[slot].as_ref().map_or(0, |c| c.generation);
+                self.timers.push(Timer {
+                    due: Instant::now() + d,
+                    token,
+                    generation,
+                    action: TimerAction::Wake,
+                });
+            }
             Status::Closed => self.remove(slot),
         }
     }
@@ -520,34 +566,115 @@ impl Server {
                 };
                 notice!("authentication failed for {who}{from}: {refusal}");
                 let delay = self.failure_delay(conn_peer);
-                self.delayed.push(Delayed {
+                self.timers.push(Timer {
                     due: Instant::now() + delay,
                     token: outcome.token,
                     generation: outcome.generation,
+                    action: TimerAction::Refuse,
                 });
                 return;
             }
             Ok(account) => {
                 info!("authentication passed for {}{from}", account.name);
                 let path = spool.join(&account.name);
-                match open_mailbox(identity, &account, &path, &limits, spool_group) {
-                    Ok(mb) => {
-                        let count = crate::pop3::Store::count(&mb);
-                        let bytes: u64 = (0..count).map(|i| crate::pop3::Store::size(&mb, i)).sum();
-                        info!(
-                            "{count} messages ({bytes} bytes) loaded for {}",
-                            account.name
-                        );
-                        conn.session.login_ok(mb, &mut conn.out);
+                let as_user = match identity {
+                    Identity::RootDaemon => Some((account.uid, account.gid)),
+                    Identity::RootInetd => {
+                        if let Err(e) = process::become_user(account.uid, account.gid, spool_group)
+                        {
+                            crit!("cannot become {}: {e}", account.name);
+                            // Continuing as root would be unsafe: stop here.
+                            std::process::exit(1);
+                        }
+                        None
+                    }
+                    Identity::Unprivileged => None,
+                };
+                let started = {
+                    let guard = as_user
+                        .map(|(u, g)| process::FsIdentity::enter(u, g))
+                        .transpose();
+                    match guard {
+                        Ok(_as_user) => Opening::start(&path, &limits, self.cache.as_mut()),
+                        Err(e) => Err(MboxError::Io(e)),
+                    }
+                };
+                let Some(conn) = self.conns.get_mut(slot).and_then(Option::as_mut) else {
+                    return;
+                };
+                match started {
+                    Ok(opening) => {
+                        conn.opening = Some(Box::new(PendingOpen {
+                            opening,
+                            as_user,
+                            user: account.name,
+                        }));
                     }
                     Err(e) => {
                         notice!("failed or refused to load {}: {e}", path.display());
+                        conn.auth_done();
                         conn.session.load_failed(&e, &mut conn.out);
                     }
                 }
             }
         }
         self.runnable.push_back(outcome.token);
+    }
+
+    /// One bounded step of opening a connection's mailbox (a lock attempt or
+    /// about SCAN_BUDGET bytes of scanning). The connection answers PASS when
+    /// the opening is done.
+    fn open_step(&mut self, token: Token) {
+        let Some(conn) = self.conns.get_mut(token.0).and_then(Option::as_mut) else {
+            return;
+        };
+        let Some(mut p) = conn.opening.take() else {
+            return;
+        };
+        let step = {
+            let guard = p
+                .as_user
+                .map(|(u, g)| process::FsIdentity::enter(u, g))
+                .transpose();
+            match guard {
+                Ok(_as_user) => p.opening.step(SCAN_BUDGET),
+                Err(e) => Err(MboxError::Io(e)),
+            }
+        };
+        match step {
+            Ok(Step::Pending) => {
+                conn.opening = Some(p);
+                self.runnable.push_back(token);
+            }
+            Ok(Step::Waiting(d)) => {
+                let generation = conn.generation;
+                conn.opening = Some(p);
+                self.timers.push(Timer {
+                    due: Instant::now() + d,
+                    token,
+                    generation,
+                    action: TimerAction::Wake,
+                });
+            }
+            Ok(Step::Done(mb)) => {
+                let count = mb.count();
+                info!(
+                    "{count} messages ({} bytes) loaded for {}",
+                    mb.total_size(),
+                    p.user
+                );
+                conn.auth_done();
+                conn.session
+                    .login_ok(UserMailbox::new(*mb, p.as_user), &mut conn.out);
+                self.runnable.push_back(token);
+            }
+            Err(e) => {
+                notice!("failed or refused to load mailbox of {}: {e}", p.user);
+                conn.auth_done();
+                conn.session.load_failed(&e, &mut conn.out);
+                self.runnable.push_back(token);
+            }
+        }
     }
 
     /// How long to hold back the answer to a failed login from `peer`, and
@@ -577,23 +704,27 @@ impl Server {
             .min(self.cfg.fail_delay_max)
     }
 
-    /// Answers the failed logins whose delay has passed.
-    fn release_delayed(&mut self) {
+    /// Runs the timers that are due.
+    fn run_timers(&mut self) {
         let now = Instant::now();
         let mut i = 0;
-        while i < self.delayed.len() {
-            if self.delayed[i].due > now {
+        while i < self.timers.len() {
+            if self.timers[i].due > now {
                 i += 1;
                 continue;
             }
-            let d = self.delayed.swap_remove(i);
-            if let Some(conn) = self.conns.get_mut(d.token.0).and_then(Option::as_mut)
-                && conn.generation == d.generation
-            {
+            let t = self.timers.swap_remove(i);
+            let Some(conn) = self.conns.get_mut(t.token.0).and_then(Option::as_mut) else {
+                continue;
+            };
+            if conn.generation != t.generation {
+                continue;
+            }
+            if t.action == TimerAction::Refuse {
                 conn.auth_done();
                 conn.session.login_refused(&mut conn.out);
-                self.runnable.push_back(d.token);
             }
+            self.runnable.push_back(t.token);
         }
     }
 
@@ -619,32 +750,6 @@ impl Server {
                 }
                 self.remove(slot);
             }
-        }
-    }
-}
-
-/// Opens the user's mailbox with the right identity.
-fn open_mailbox(
-    identity: Identity,
-    account: &Account,
-    path: &std::path::Path,
-    limits: &crate::config::MailboxLimits,
-    spool_group: Option<u32>,
-) -> Result<UserMailbox, MboxError> {
-    match identity {
-        Identity::Unprivileged => Ok(UserMailbox::new(Mailbox::open(path, limits)?, None)),
-        Identity::RootDaemon => {
-            let ids = (account.uid, account.gid);
-            let _as_user = process::FsIdentity::enter(ids.0, ids.1).map_err(MboxError::Io)?;
-            Ok(UserMailbox::new(Mailbox::open(path, limits)?, Some(ids)))
-        }
-        Identity::RootInetd => {
-            if let Err(e) = process::become_user(account.uid, account.gid, spool_group) {
-                crit!("cannot become {}: {e}", account.name);
-                // Continuing as root would be unsafe: stop here.
-                std::process::exit(1);
-            }
-            Ok(UserMailbox::new(Mailbox::open(path, limits)?, None))
         }
     }
 }

@@ -2,7 +2,7 @@
 //! daemonizing, and adopting the inetd file descriptors.
 
 use std::fs::File;
-use std::io;
+use std::io::{self, Read};
 use std::os::fd::{AsRawFd, FromRawFd, RawFd};
 use std::path::Path;
 
@@ -121,28 +121,60 @@ pub fn write_pidfile(path: &Path, pid: u32) -> io::Result<()> {
     std::fs::rename(&tmp, path)
 }
 
+/// The child's side of [`daemonize`]: tells the waiting parent that start-up
+/// is complete.
+#[derive(Debug)]
+#[must_use = "the parent waits until ready() is called"]
+pub struct Detached {
+    ready: File,
+}
+
+impl Detached {
+    /// Start-up is complete: the parent writes the pid file and exits 0.
+    pub fn ready(mut self) {
+        use std::io::Write;
+        let _ = self.ready.write_all(b"1");
+    }
+}
+
 /// Detaches from the terminal: fork, setsid, chdir to /, standard
-/// descriptors to /dev/null. The parent writes `pidfile` (if any) with the
-/// child's pid, then exits 0 (1 if the pid file cannot be written). Call
+/// descriptors to /dev/null. The parent waits until the child calls
+/// [`Detached::ready`], then writes `pidfile` (if any) with the child's pid
+/// and exits 0; if the child dies first, the parent exits 1. So when
+/// `pop3d -D` returns 0 the daemon is up and its pid file complete. Call
 /// before starting any thread.
-pub fn daemonize(pidfile: Option<&Path>) -> io::Result<()> {
+pub fn daemonize(pidfile: Option<&Path>) -> io::Result<Detached> {
+    let mut fds = [0 as libc::c_int; 2];
+    // SAFETY: `fds` has room for the two descriptors pipe2 writes.
+    check(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) })?;
+    // SAFETY: pipe2 just created both descriptors and nothing else owns them.
+    let (r, w) = unsafe { (File::from_raw_fd(fds[0]), File::from_raw_fd(fds[1])) };
     // SAFETY: called while the process is single-threaded, so the child is a
     // complete copy of it.
     let pid = check(unsafe { libc::fork() })?;
     if pid != 0 {
-        let code = match pidfile.map(|p| (p, write_pidfile(p, pid as u32))) {
-            Some((p, Err(e))) => {
-                eprintln!("pop3d: cannot write pid file {}: {e}", p.display());
-                // SAFETY: kill takes plain integers; the child is ours.
-                unsafe { libc::kill(pid, libc::SIGTERM) };
+        drop(w);
+        let mut byte = [0u8; 1];
+        let code = match (&r).read(&mut byte) {
+            Ok(1) => match pidfile.map(|p| (p, write_pidfile(p, pid as u32))) {
+                Some((p, Err(e))) => {
+                    eprintln!("pop3d: cannot write pid file {}: {e}", p.display());
+                    // SAFETY: kill takes plain integers; the child is ours.
+                    unsafe { libc::kill(pid, libc::SIGTERM) };
+                    1
+                }
+                _ => 0,
+            },
+            _ => {
+                eprintln!("pop3d: the daemon did not start (see its log)");
                 1
             }
-            _ => 0,
         };
         // SAFETY: _exit ends the parent at once without running destructors
         // that belong to the child now.
         unsafe { libc::_exit(code) }
     }
+    drop(r);
     // SAFETY: no arguments, no memory effects.
     check(unsafe { libc::setsid() })?;
     std::env::set_current_dir("/")?;
@@ -151,7 +183,7 @@ pub fn daemonize(pidfile: Option<&Path>) -> io::Result<()> {
         // SAFETY: both descriptors are open; dup2 replaces fd atomically.
         check(unsafe { libc::dup2(null.as_raw_fd(), fd) })?;
     }
-    Ok(())
+    Ok(Detached { ready: w })
 }
 
 /// Takes ownership of copies of fd 0 (read side) and fd 1 (write side), as
