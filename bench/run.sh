@@ -8,7 +8,7 @@
 #   4. NOOP round-trip p99 while another client downloads a 1 GiB message
 #
 # Prints Markdown tables and writes them to bench/results/<date>.md
-# (<date>-quick.md with QUICK=1). Needs root: it runs everything in private
+# (<date>-quick.md with QUICK=1); KEEP_LOGS=DIR keeps the servers' logs. Needs root: it runs everything in private
 # mount, network and pid namespaces (bench/world.sh) so that the bench users,
 # PAM file, overlays and popa3d's port 110 never touch the host, and every
 # process it started ends with it.
@@ -50,8 +50,10 @@ if [ -z "${BENCH_IN_NS:-}" ]; then
     rc=0
     BENCH_IN_NS=1 W=$W unshare --mount --net --pid --fork --mount-proc \
         bash "${BASH_SOURCE[0]}" "$@" || rc=$?
-    if [ $rc -ne 0 ] && [ -n "${KEEP_LOGS:-}" ]; then
-        cp -r "$W" "$KEEP_LOGS" && say "logs kept in $KEEP_LOGS"
+    if [ -n "${KEEP_LOGS:-}" ]; then
+        mkdir -p "$KEEP_LOGS"
+        cp "$W"/*.log "$W"/*.err "$W"/*.txt "$W"/dovecot/log "$W"/dovecot/dovecot.conf "$KEEP_LOGS"/ 2>/dev/null || true
+        say "logs kept in $KEEP_LOGS"
     fi
     exit $rc
 fi
@@ -87,6 +89,8 @@ SECTIONS=${SECTIONS:-sessions memory pipeline fairness}
 POPA3D_D_BURST=450
 
 ulimit -n "$(ulimit -Hn)"
+set -E
+trap 'say "failed: line $LINENO: $BASH_COMMAND"' ERR
 trap 'server_stop' EXIT
 world_setup
 
@@ -107,8 +111,11 @@ record() { # section server variant < lines from pop3-load
     done
 }
 
-fresh_server() { # name: clean mailboxes, start
+fresh_server() { # name: clean mailboxes (and Dovecot's index files of them), start
     fresh_small
+    rm -rf "/var/lib/pop3d-bench/home/$BENCH_USER/mail" "/var/lib/pop3d-bench/home/$BENCH_BIG/mail"
+    # Dovecot sometimes leaves a dot-lock behind (it could not unlink it).
+    rm -f "/var/mail/$BENCH_USER.lock" "/var/mail/$BENCH_BIG.lock"
     server_start "$1"
 }
 
@@ -516,7 +523,8 @@ EOF
 }
 
 mkdir -p "$ROOT/bench/results"
-out=$ROOT/bench/results/$(date -u +%F)$([ "$QUICK" = 1 ] && echo -quick).md
+out=$ROOT/bench/results/$(date -u +%F).md
+[ "$QUICK" = 1 ] && out=${out%.md}-quick.md
 report >"$out"
 tables
 say "written: ${out#"$ROOT"/} (${ELAPSED} s)"

@@ -38,7 +38,7 @@ listener_pid() {
 # Every pid in the tree of $1, children first.
 tree_pids() {
     local c
-    for c in $(ps -o pid= --ppid "$1" 2>/dev/null); do tree_pids "$c"; done
+    for c in $(ps -o pid= --ppid "$1" 2>/dev/null || true); do tree_pids "$c"; done
     echo "$1"
 }
 

@@ -112,6 +112,7 @@ old_mtime() { touch -d "@$(($(date +%s) - 3600))" "$1"; }
 SMALL_MESSAGES=10
 SMALL_SIZE=4096
 fresh_small() {
+    rm -f "/var/mail/$BENCH_USER"
     "$LOAD" mkmbox --out "/var/mail/$BENCH_USER" --messages "$SMALL_MESSAGES" --size "$SMALL_SIZE"
     chown "$BENCH_USER:mail" "/var/mail/$BENCH_USER"
     chmod 600 "/var/mail/$BENCH_USER"
@@ -127,6 +128,7 @@ fresh_big() {
         return 0
     fi
     say "writing a $((BIG_BYTES >> 20)) MiB mailbox (one message)"
+    rm -f "/var/mail/$BENCH_BIG"
     "$LOAD" mkmbox --out "/var/mail/$BENCH_BIG" --messages 1 --size "$BIG_BYTES"
     chown "$BENCH_BIG:mail" "/var/mail/$BENCH_BIG"
     chmod 600 "/var/mail/$BENCH_BIG"
