@@ -13,7 +13,7 @@
 # PAM file, overlays and popa3d's port 110 never touch the host, and every
 # process it started ends with it.
 #
-#   bash bench/run.sh            full run, about 3-4 minutes on 2 cores
+#   bash bench/run.sh            full run, about 3.5 minutes on 2 cores
 #   QUICK=1 bash bench/run.sh    1 s cells, levels 100/200, 256 MiB download: under a minute
 #   ONLY="ours dovecot"          restrict the servers (default: all four)
 #   SECTIONS="sessions memory pipeline fairness"   restrict the sections
@@ -234,17 +234,21 @@ bench_fairness() {
 }
 
 # ------------------------------------------------------------------ tables
-LABEL_ours="ours"
-LABEL_popa3d_inetd="popa3d inetd"
-LABEL_popa3d_D="popa3d -D"
-LABEL_dovecot="Dovecot"
-label() { local v="LABEL_${1//-/_}"; echo "${!v}"; }
+label() {
+    case $1 in
+        ours) echo "ours" ;;
+        popa3d-inetd) echo "popa3d inetd" ;;
+        popa3d-D) echo "popa3d -D" ;;
+        dovecot) echo "Dovecot" ;;
+        *) echo "$1" ;;
+    esac
+}
 
 get() { echo "${R["$1"]:-}"; } # key -> value or empty
 
 # best peer of a list of "value" for a metric: hi (max) or lo (min); empty skipped
 best_of() { # hi|lo values...
-    local mode=$1 best= v
+    local mode=$1 best='' v
     shift
     for v in "$@"; do
         case $v in '' | nan | -) continue ;; esac
@@ -371,7 +375,9 @@ tables() {
             r=$(ratio "$ours_v" "$best")
             local tgt
             tgt=$(awk -v r="$r" -v o="$ours_v" 'BEGIN{ if (r=="n/a" || o=="") print "n/a"; else print ((r<=0.1 && o<=32) ? "met" : "NOT met") }')
-            echo "$row $(fmt_num "$best" 1) | $r | $tgt |"
+            local inv
+            inv=$(awk -v o="$ours_v" -v b="$best" 'BEGIN{ if (o=="" || b=="" || o<=0) print ""; else printf " (1/%.0f)", b/o }')
+            echo "$row $(fmt_num "$best" 1) | $r$inv | $tgt |"
         done
         echo
         echo "Whole server (PSS MiB, processes) at each level; baseline first:"
@@ -465,7 +471,10 @@ ours_ver=$("$POP3D" -V 2>&1 || true)
 popa3d_ver=$("$PEERS/popa3d/usr/sbin/popa3d" -V 2>&1 || true)
 dovecot_ver=$(LD_LIBRARY_PATH=/usr/lib/dovecot "$PEERS/dovecot/usr/sbin/dovecot" --version 2>&1 || true)
 commit=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
-dirty=$(git -C "$ROOT" status --porcelain --untracked-files=no 2>/dev/null | grep -q . && echo " (uncommitted changes)" || true)
+dirty=
+if git -C "$ROOT" status --porcelain --untracked-files=no 2>/dev/null | grep -q .; then
+    dirty=" (uncommitted changes)"
+fi
 
 report() {
     echo "# pop3d daemon benchmarks, $(date -u '+%Y-%m-%d %H:%M UTC')"

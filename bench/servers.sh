@@ -12,6 +12,7 @@
 #               one pop3 process per session)
 #
 # Needs: W, POP3D (our binary), PEERS, say/die from world.sh.
+# shellcheck disable=SC2034 # SERVERS, SERVER_ADDR are read by run.sh
 
 SERVERS="ours popa3d-inetd popa3d-D dovecot"
 PORT_OURS=1110
@@ -47,10 +48,10 @@ tree_pids() {
 # not killed by their daemon's death; they are in the tree and go too.
 server_stop() {
     [ -n "${SERVER_PID:-}" ] || return 0
-    local pids i
+    local pids
     pids=$(tree_pids "$SERVER_PID")
     kill -TERM "$SERVER_PID" 2>/dev/null || true
-    for i in $(seq 1 10); do
+    for _ in $(seq 1 10); do
         kill -0 "$SERVER_PID" 2>/dev/null || break
         sleep 0.1
     done
@@ -104,7 +105,6 @@ EOF
 }
 
 server_start() { # name
-    SERVER_NAME=$1
     case $1 in
         ours)
             "$POP3D" -D -F --listen "127.0.0.1:$PORT_OURS" --spool /var/mail \
