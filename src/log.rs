@@ -50,6 +50,25 @@ pub fn init(target: LogTarget, syslog_path: &std::path::Path) {
     });
 }
 
+/// Our pid, looked up at the first log line and then remembered (a forked
+/// child calls [`forget_pid`]).
+fn pid() -> u32 {
+    let cached = PID.load(std::sync::atomic::Ordering::Relaxed);
+    if cached != 0 {
+        return cached;
+    }
+    let pid = std::process::id();
+    PID.store(pid, std::sync::atomic::Ordering::Relaxed);
+    pid
+}
+
+static PID: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
+/// Drops the cached pid (call in a child after fork).
+pub fn forget_pid() {
+    PID.store(0, std::sync::atomic::Ordering::Relaxed);
+}
+
 /// The chosen destination (stderr before [`init`]).
 pub fn target() -> LogTarget {
     LOGGER.get().map_or(LogTarget::Stderr, |l| l.target)
@@ -64,7 +83,7 @@ fn connect(path: &std::path::Path) -> Option<UnixDatagram> {
 /// Writes one log line.
 pub fn write(level: Level, args: fmt::Arguments<'_>) {
     let target = target();
-    let pid = std::process::id();
+    let pid = pid();
     match target {
         LogTarget::Stderr => {
             let line = format!("pop3d[{pid}]: {args}\n");

@@ -11,7 +11,7 @@ pub mod conn;
 pub mod limits;
 pub mod mailbox;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -64,7 +64,12 @@ struct Server {
     conns: Vec<Option<Conn>>,
     free: Vec<usize>,
     generation: u64,
-    runnable: VecDeque<Token>,
+    /// Connections with work to do this turn, each at most once
+    /// (`queued[slot]` says whether it is already in).
+    runnable: Vec<Token>,
+    queued: Vec<bool>,
+    /// The previous turn's list, kept to reuse its allocation.
+    turn: Vec<Token>,
     pool: AuthPool,
     identity: Identity,
     /// inetd mode: stop when the last connection ends.
@@ -177,6 +182,7 @@ pub fn run(cfg: Config) -> Result<(), String> {
                 process::daemonize(cfg.pidfile.as_deref())
                     .map_err(|e| format!("cannot detach: {e}"))?,
             );
+            crate::log::forget_pid();
         } else if let Some(path) = &cfg.pidfile {
             process::write_pidfile(path, std::process::id())
                 .map_err(|e| format!("cannot write pid file {}: {e}", path.display()))?;
@@ -206,7 +212,9 @@ pub fn run(cfg: Config) -> Result<(), String> {
         poll,
         listeners,
         generation: 0,
-        runnable: VecDeque::new(),
+        runnable: Vec::new(),
+        queued: vec![false; cfg_max_sessions],
+        turn: Vec::new(),
         pool,
         identity,
         timers: Vec::new(),
@@ -301,8 +309,18 @@ impl Server {
         }
         let conn = Conn::new(stream, peer, self.generation, self.cfg.session);
         self.conns[slot] = Some(conn);
-        self.runnable.push_back(Token(slot));
+        self.wake(Token(slot));
         Ok(())
+    }
+
+    /// Puts a connection on this turn's list (once).
+    fn wake(&mut self, token: Token) {
+        if let Some(q) = self.queued.get_mut(token.0)
+            && !*q
+        {
+            *q = true;
+            self.runnable.push(token);
+        }
     }
 
     fn remove(&mut self, slot: usize) {
@@ -372,7 +390,7 @@ impl Server {
                         ev.is_readable() || ev.is_read_closed() || ev.is_error(),
                         ev.is_writable() || ev.is_write_closed() || ev.is_error(),
                     );
-                    self.runnable.push_back(t);
+                    self.wake(t);
                 }
             }
             if self.accept_paused.is_some_and(|t| Instant::now() >= t) {
@@ -383,13 +401,16 @@ impl Server {
             }
             self.run_timers();
             // One bounded turn for every connection with work.
-            let turn: Vec<Token> = self.runnable.drain(..).collect();
-            let mut seen = std::collections::HashSet::with_capacity(turn.len());
-            for t in turn {
-                if seen.insert(t) {
-                    self.drive(t);
-                }
+            std::mem::swap(&mut self.turn, &mut self.runnable);
+            let turn = std::mem::take(&mut self.turn);
+            for &t in &turn {
+                self.queued[t.0] = false;
             }
+            for &t in &turn {
+                self.drive(t);
+            }
+            self.turn = turn;
+            self.turn.clear();
             if last_sweep.elapsed() >= Duration::from_secs(1) {
                 last_sweep = Instant::now();
                 self.sweep_timeouts();
@@ -519,7 +540,7 @@ impl Server {
                             conn.auth_done();
                             conn.session.login_refused(&mut conn.out);
                         }
-                        self.runnable.push_back(token);
+                        self.wake(token);
                     }
                 }
                 Request::Ended(end) => log_end(&end),
@@ -527,7 +548,7 @@ impl Server {
         }
         match status {
             Status::Idle => {}
-            Status::Yield => self.runnable.push_back(token),
+            Status::Yield => self.wake(token),
             Status::Sleep(d) => {
                 let generation = self.conns[slot].as_ref().map_or(0, |c| c.generation);
                 self.timers.push(Timer {
@@ -618,7 +639,7 @@ impl Server {
                 }
             }
         }
-        self.runnable.push_back(outcome.token);
+        self.wake(outcome.token);
     }
 
     /// One bounded step of opening a connection's mailbox (a lock attempt or
@@ -644,7 +665,7 @@ impl Server {
         match step {
             Ok(Step::Pending) => {
                 conn.opening = Some(p);
-                self.runnable.push_back(token);
+                self.wake(token);
             }
             Ok(Step::Waiting(d)) => {
                 let generation = conn.generation;
@@ -666,13 +687,13 @@ impl Server {
                 conn.auth_done();
                 conn.session
                     .login_ok(UserMailbox::new(*mb, p.as_user), &mut conn.out);
-                self.runnable.push_back(token);
+                self.wake(token);
             }
             Err(e) => {
                 notice!("failed or refused to load mailbox of {}: {e}", p.user);
                 conn.auth_done();
                 conn.session.load_failed(&e, &mut conn.out);
-                self.runnable.push_back(token);
+                self.wake(token);
             }
         }
     }
@@ -724,7 +745,7 @@ impl Server {
                 conn.auth_done();
                 conn.session.login_refused(&mut conn.out);
             }
-            self.runnable.push_back(t.token);
+            self.wake(t.token);
         }
     }
 
