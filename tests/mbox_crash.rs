@@ -398,8 +398,13 @@ fn expunge_sigkilled_at_random_moments_is_finished_at_the_next_open() {
     run(child("expunge", &path, &env));
     let full = start.elapsed();
     case.check(&path, &[], "complete run");
+    // Random moments: keep going until several kills landed inside an
+    // expunge (how many do depends on the machine's load), within a bound.
     let mut interrupted = 0;
-    for round in 0..12 {
+    for round in 0..60 {
+        if interrupted >= 3 && round >= 12 {
+            break;
+        }
         fs::write(&path, &case.orig).unwrap();
         let mut cmd = child("expunge", &path, &env);
         let mut proc = cmd.stderr(Stdio::null()).spawn().unwrap();
@@ -422,5 +427,5 @@ fn expunge_sigkilled_at_random_moments_is_finished_at_the_next_open() {
         }
         case.check(&path, &[], &what);
     }
-    assert!(interrupted >= 3, "only {interrupted} kills hit an expunge");
+    assert!(interrupted >= 3, "only {interrupted} of 60 kills hit an expunge");
 }
