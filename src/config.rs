@@ -100,7 +100,9 @@ impl Default for MailboxLimits {
         MailboxLimits {
             max_messages: 2_097_152,
             max_bytes: 2_147_483_647,
-            lock_wait: Duration::from_millis(1000),
+            // Waiting is a timer in the event loop, not a sleep, so the wait
+            // can be as long as a delivery agent may hold its locks.
+            lock_wait: Duration::from_secs(10),
             dotlock: true,
             flock: false,
         }

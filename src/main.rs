@@ -51,6 +51,10 @@ struct Args {
     /// syslog socket for --log syslog (default /dev/log)
     #[argh(option)]
     syslog_socket: Option<PathBuf>,
+    /// seconds to keep trying for a mailbox lock held by another program
+    /// before answering [IN-USE] (default 10)
+    #[argh(option)]
+    lock_wait: Option<u64>,
     /// most concurrent sessions (default 500)
     #[argh(option)]
     max_sessions: Option<usize>,
@@ -133,6 +137,9 @@ fn config_from(args: Args) -> Result<Config, String> {
             return Err("--max-sessions must be at least 1".into());
         }
         cfg.max_sessions = n;
+    }
+    if let Some(s) = args.lock_wait {
+        cfg.mailbox.lock_wait = Duration::from_secs(s);
     }
     if let Some(p) = args.syslog_socket {
         cfg.syslog_socket = p;

@@ -448,7 +448,7 @@ fn response_code_in_use_when_the_mailbox_is_locked() {
     let u = w.user("alice", "alice-pw");
     let mbox = simple_mbox(2);
     let path = w.write_mailbox(&u, &mbox.bytes());
-    let d = w.daemon(&[]);
+    let d = w.daemon(&["--lock-wait", "1"]);
 
     let mut locker = Command::new(python)
         .arg("-c")

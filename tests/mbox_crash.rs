@@ -427,5 +427,8 @@ fn expunge_sigkilled_at_random_moments_is_finished_at_the_next_open() {
         }
         case.check(&path, &[], &what);
     }
-    assert!(interrupted >= 3, "only {interrupted} of 60 kills hit an expunge");
+    assert!(
+        interrupted >= 3,
+        "only {interrupted} of 60 kills hit an expunge"
+    );
 }

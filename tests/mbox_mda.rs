@@ -148,6 +148,11 @@ struct Server {
 
 impl Server {
     fn start(w: &World, env: &[(&str, String)]) -> Server {
+        Server::start_with(w, env, &[])
+    }
+
+    /// Like `start`, with extra server arguments.
+    fn start_with(w: &World, env: &[(&str, String)], extra: &[&str]) -> Server {
         let bin = env!("CARGO_BIN_EXE_pop3d");
         let args = [
             "-D",
@@ -172,6 +177,7 @@ impl Server {
             _ => Command::new(bin),
         };
         cmd.args(args)
+            .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
@@ -412,7 +418,8 @@ fn a_dotlock_held_over_a_half_written_message_keeps_it_unserved() {
     let w = World::new("dotlock");
     let (data, msgs) = mailbox(3, 50);
     w.write_mbox(&data);
-    let server = Server::start(&w, &[]);
+    // Give up on the MDA's dotlock after 2 s (the default waits 10 s).
+    let server = Server::start_with(&w, &[], &["--lock-wait", "2"]);
     // A session opened before the delivery starts.
     let mut early = server.connect();
     assert!(early.login().starts_with("+OK"));
