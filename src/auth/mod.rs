@@ -7,8 +7,10 @@
 //! every refusal must be answered on the wire exactly like a wrong password.
 //!
 //! Files: `accounts` (passwd/shadow line readers), [`crypt`] (scheme dispatch
-//! and constant-time comparison), `yescrypt_mcf`, `shacrypt`, `md5crypt` (one
-//! per scheme family), `b64` (crypt base64), `secret` (wiped buffers).
+//! and constant-time comparison), `yescrypt_mcf` (`$y$`, `$gy$`),
+//! `scrypt_mcf` (`$7$`), `shacrypt` (`$5$`, `$6$`), `bcrypt` (`$2a$`, `$2b$`,
+//! `$2y$`, `$2x$`), `md5crypt` (`$1$`), `descrypt` (traditional DES, BSDi `_`),
+//! `b64` (crypt base64), `secret` (wiped buffers).
 //!
 //! Policy, in the order checked after the name and password are accepted:
 //! unknown user; uid 0; uid not served; `x` with no shadow entry; empty hash;
@@ -25,8 +27,11 @@
 
 mod accounts;
 mod b64;
+mod bcrypt;
 pub mod crypt;
+mod descrypt;
 mod md5crypt;
+mod scrypt_mcf;
 mod secret;
 mod shacrypt;
 mod yescrypt_mcf;

@@ -1,11 +1,17 @@
-//! yescrypt (`$y$`) strings as libxcrypt writes them: parsing, resource limits
-//! and output encoding here, the key derivation from the `yescrypt` crate's
-//! low-level `yescrypt()` function (its `password-hash` feature is not needed).
+//! yescrypt (`$y$`) and gost-yescrypt (`$gy$`) strings as libxcrypt writes
+//! them: parsing, resource limits and output encoding here, the key derivation
+//! from the `yescrypt` crate's low-level `yescrypt()` function (its
+//! `password-hash` feature is not needed).
 //!
 //! String: `$y$` PARAMS `$` SALT `$` HASH. PARAMS is yescrypt's compact encoding
 //! of flavor, log2(N), r and optional p, t, g, NROM; SALT is crypt base64 of the
 //! raw salt (little-endian groups, decoded strictly); HASH is 32 bytes, 43
 //! characters. The output repeats the setting verbatim up to the last `$`.
+//!
+//! gost-yescrypt (libxcrypt's `$gy$`) has the same PARAMS and SALT. Its HASH is
+//! the yescrypt output Y passed through two HMACs with Streebog-256 (GOST R
+//! 34.11-2012): K = HMAC(Streebog-256(password), "$gy$PARAMS$SALT"), then
+//! HASH = HMAC(K, Y), encoded like yescrypt's.
 //!
 //! Limits (ours, above anything libxcrypt generates: its highest cost is
 //! N = 2^18, r = 32, 1 GiB): at most 1 GiB of memory (128·r·N bytes), p ≤ 16,
@@ -18,6 +24,8 @@ use super::secret::{Secret, wipe};
 
 /// The scheme prefix.
 pub(crate) const PREFIX: &str = "$y$";
+/// The gost-yescrypt prefix.
+pub(crate) const PREFIX_GOST: &str = "$gy$";
 /// Raw output length.
 const HASH_LEN: usize = 32;
 /// Longest decoded salt (libxcrypt's buffer size).
@@ -120,9 +128,10 @@ struct Parts<'a> {
     cost: Cost,
 }
 
-fn split(setting: &str) -> Result<Parts<'_>, Malformed> {
+/// Splits a setting with the given prefix.
+fn split<'a>(prefix: &str, setting: &'a str) -> Result<Parts<'a>, Malformed> {
     let rest = setting
-        .strip_prefix(PREFIX)
+        .strip_prefix(prefix)
         .ok_or(Malformed("not yescrypt"))?;
     let (params, after) = rest.split_once('$').ok_or(Malformed("no salt"))?;
     let salt = after.rsplit_once('$').map_or(after, |(salt, _)| salt);
@@ -130,9 +139,8 @@ fn split(setting: &str) -> Result<Parts<'_>, Malformed> {
     Ok(Parts { params, salt, cost })
 }
 
-/// crypt(3) for `$y$`: the full output string for `password` under `setting`.
-pub(crate) fn crypt(setting: &str, password: &[u8]) -> Result<Secret, Malformed> {
-    let parts = split(setting)?;
+/// The raw 32-byte yescrypt output for `password` under the parsed setting.
+fn derive(parts: &Parts<'_>, password: &[u8]) -> Result<[u8; HASH_LEN], Malformed> {
     let params: yescrypt::Params = parts
         .params
         .parse()
@@ -154,24 +162,66 @@ pub(crate) fn crypt(setting: &str, password: &[u8]) -> Result<Secret, Malformed>
     if derived.is_err() {
         return Err(Malformed("bad parameters"));
     }
+    Ok(hash)
+}
 
+/// The output string: `prefix` PARAMS `$` SALT `$` and `hash` encoded.
+fn output(prefix: &str, parts: &Parts<'_>, hash: &[u8; HASH_LEN]) -> Secret {
     let mut out =
-        Secret::with_capacity(PREFIX.len() + parts.params.len() + parts.salt.len() + 2 + 43);
+        Secret::with_capacity(prefix.len() + parts.params.len() + parts.salt.len() + 2 + 43);
     let v = out.vec();
-    v.extend_from_slice(PREFIX.as_bytes());
+    v.extend_from_slice(prefix.as_bytes());
     v.extend_from_slice(parts.params.as_bytes());
     v.push(b'$');
     v.extend_from_slice(parts.salt.as_bytes());
     v.push(b'$');
-    b64::push_le(v, &hash);
+    b64::push_le(v, hash);
+    out
+}
+
+/// crypt(3) for `$y$`: the full output string for `password` under `setting`.
+pub(crate) fn crypt(setting: &str, password: &[u8]) -> Result<Secret, Malformed> {
+    let parts = split(PREFIX, setting)?;
+    let mut hash = derive(&parts, password)?;
+    let out = output(PREFIX, &parts, &hash);
     wipe(&mut hash);
+    Ok(out)
+}
+
+/// crypt(3) for `$gy$`: the full output string for `password` under `setting`.
+pub(crate) fn crypt_gost(setting: &str, password: &[u8]) -> Result<Secret, Malformed> {
+    use hmac::{KeyInit, Mac};
+    use streebog::{Digest, Streebog256};
+    type HmacStreebog = hmac::Hmac<Streebog256>;
+
+    let parts = split(PREFIX_GOST, setting)?;
+    let mut y = derive(&parts, password)?;
+    let mut pw_hash: [u8; 32] = Streebog256::digest(password).into();
+    let mut inner = HmacStreebog::new_from_slice(&pw_hash).map_err(|_| Malformed("hmac"))?;
+    inner.update(PREFIX_GOST.as_bytes());
+    inner.update(parts.params.as_bytes());
+    inner.update(b"$");
+    inner.update(parts.salt.as_bytes());
+    let mut key: [u8; 32] = inner.finalize().into_bytes().into();
+    let mut outer = HmacStreebog::new_from_slice(&key).map_err(|_| Malformed("hmac"))?;
+    outer.update(&y);
+    let mut hash: [u8; HASH_LEN] = outer.finalize().into_bytes().into();
+    let out = output(PREFIX_GOST, &parts, &hash);
+    for buf in [&mut y, &mut pw_hash, &mut key, &mut hash] {
+        wipe(buf);
+    }
     Ok(out)
 }
 
 /// Estimated verification cost in nanoseconds: proportional to r·N, times
 /// (1 + t), times p for the flavors that run p full passes.
 pub(crate) fn cost(setting: &str) -> Result<u64, Malformed> {
-    let c = split(setting)?.cost;
+    let prefix = if setting.starts_with(PREFIX_GOST) {
+        PREFIX_GOST
+    } else {
+        PREFIX
+    };
+    let c = split(prefix, setting)?.cost;
     let mut units = (u64::from(c.r) << c.n_log2) * u64::from(1 + c.t);
     if c.flavor != FLAVOR_RW {
         units *= u64::from(c.p);
@@ -247,6 +297,21 @@ mod tests {
             out("$y$j9T$F5Jx5fExrKuPp53xLKQ..1$", b"r"),
             "$y$j9T$F5Jx5fExrKuPp53xLKQ..1$mLPIoBjnvkNl5e43gQCktSQpLWa.3M.vyTDA6ag3AbD"
         );
+    }
+
+    #[test]
+    fn gost_vectors() {
+        // Debian 12 mkpasswd -m gost-yescrypt.
+        let h = "$gy$j9T$jU/IrM6XfbJpWVY4hTzUC0$BEu0pmFUhmth1A.7dVk0CELxK5I9/fY0zIF19NpC2U4";
+        let got = crypt_gost(h, b"r").unwrap();
+        assert_eq!(got.as_bytes(), h.as_bytes());
+        // The same salt and password under $y$ give a different hash.
+        let y = format!("$y${}", &h[4..]);
+        assert_ne!(
+            &crypt(&y, b"r").unwrap().as_bytes()[3..],
+            &got.as_bytes()[4..]
+        );
+        assert_eq!(cost(h), cost(&y));
     }
 
     #[test]
