@@ -103,6 +103,9 @@ pub struct Config {
     pub passwd: PathBuf,
     /// shadow(5) file.
     pub shadow: PathBuf,
+    /// Dovecot-style passwd-file of virtual users (`--users`); when set, used
+    /// instead of `passwd` and `shadow`.
+    pub users: Option<PathBuf>,
     /// Log destination.
     pub log: LogTarget,
     /// Most concurrent sessions (size of the connection table).
@@ -133,6 +136,7 @@ impl Default for Config {
             spool: PathBuf::from(DEFAULT_SPOOL),
             passwd: PathBuf::from(DEFAULT_PASSWD),
             shadow: PathBuf::from(DEFAULT_SHADOW),
+            users: None,
             log: LogTarget::Syslog,
             max_sessions: 500,
             idle_timeout: Duration::from_secs(600),
