@@ -1,12 +1,34 @@
 //! Tests of the whole module: golden vectors made at test time by the system's
-//! libxcrypt (`mkpasswd` from Debian's `whois`, and `openssl passwd`), and every
-//! policy refusal and file-format rule through [`authenticate`] on temporary
-//! passwd/shadow files.
+//! libxcrypt (`mkpasswd` from Debian's `whois`, and `openssl passwd`), fixed
+//! libxcrypt vectors for runs without it, and every policy refusal, file-format
+//! rule and the dummy verification through [`authenticate`] on temporary
+//! passwd/shadow/users files.
 
 use super::crypt::{Verdict, verify};
 use super::*;
+use std::cell::RefCell;
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
+
+// ------------------------------------------------------------ test hook
+
+thread_local! {
+    /// (scheme id, estimated cost) of each verification run on this thread.
+    static VERIFIED: RefCell<Vec<(String, Option<u64>)>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Called by `verification` for every verification, real or dummy.
+pub(super) fn record_verification(hash: &str) {
+    VERIFIED.with(|v| {
+        v.borrow_mut()
+            .push((crypt::scheme_id(hash), crypt::cost(hash)))
+    });
+}
+
+/// The verifications run on this thread since the last call.
+fn verified() -> Vec<(String, Option<u64>)> {
+    VERIFIED.with(|v| std::mem::take(&mut *v.borrow_mut()))
+}
 
 // ---------------------------------------------------------------- helpers
 
@@ -122,7 +144,17 @@ impl Fixture {
         AuthSettings {
             passwd: self.dir.join("passwd"),
             shadow: self.dir.join("shadow"),
+            users: None,
             only_uid: None,
+        }
+    }
+
+    /// Settings that use `users` (written into the fixture) instead.
+    fn users(&self, users: &str) -> AuthSettings {
+        std::fs::write(self.dir.join("users"), users).unwrap();
+        AuthSettings {
+            users: Some(self.dir.join("users")),
+            ..self.settings()
         }
     }
 
@@ -713,24 +745,42 @@ fn bad_input() {
 
 #[test]
 fn malformed_lines_never_authenticate() {
-    let passwd = "alice:x:1000:1001:Alice:/home/alice\n\
-        alice:x:1000:1001:Alice:/home/alice:/bin/sh:extra\n\
+    let passwd = "alice:x:1000\n\
         alice:x:10o0:1001:Alice:/home/alice:/bin/sh\n\
         alice:x:1000:-1:Alice:/home/alice:/bin/sh\n\
         alice:x:4294967296:1001:Alice:/home/alice:/bin/sh\n\
+        alice:x:1000:1001:Alice:/home/alice:/bin/sh\r\n\
         +alice:x:1000:1001:Alice:/home/alice:/bin/sh\n\
         \n\
         garbage\n";
     let f = Fixture::new(passwd.as_bytes(), shadow_with(SHA512_A).as_bytes());
     assert_eq!(f.auth("alice", PW_A), Err(Refusal::UnknownUser));
+    let logged = reports::take_emitted();
+    let file = f.dir.join("passwd").display().to_string();
+    assert_eq!(
+        logged,
+        vec![
+            format!("{file}:1: too few fields; line ignored"),
+            format!("{file}:2: bad uid; line ignored"),
+            format!("{file}:3: bad gid; line ignored"),
+            format!("{file}:4: bad uid; line ignored"),
+            format!("{file}:5: carriage return at the end (CRLF line ending); line ignored"),
+            format!("{file}:8: too few fields; line ignored"),
+        ]
+    );
+    // Logged once: the next login (same file version) logs nothing.
+    assert_eq!(f.auth("alice", PW_A), Err(Refusal::UnknownUser));
+    assert_eq!(reports::take_emitted(), Vec::<String>::new());
 
     let shadow = format!(
         "alice:{SHA512_A}:19000:0:99999:7::\n\
-         alice:{SHA512_A}:19000:0:99999:7::::\n\
-         alice:{SHA512_A}:19x00:0:99999:7:::\n"
+         alice:{SHA512_A}:19000:0\n\
+         alice:{SHA512_A}:19x00:0:99999:7:::\n\
+         alice:{SHA512_A}:19000:0:99999:7:::\r\n"
     );
     let f = Fixture::new(PASSWD.as_bytes(), shadow.as_bytes());
     assert_eq!(f.auth("alice", PW_A), Err(Refusal::NoShadowEntry));
+    assert_eq!(reports::take_emitted().len(), 4);
 
     // A well-formed line after the bad ones still counts.
     let f = Fixture::new(
@@ -738,6 +788,61 @@ fn malformed_lines_never_authenticate() {
         format!("{shadow}{}", shadow_with(SHA512_A)).as_bytes(),
     );
     assert_eq!(f.auth("alice", PW_A), Ok(alice()));
+    reports::take_emitted();
+}
+
+#[test]
+fn changed_file_reports_again() {
+    let f = Fixture::new(PASSWD.as_bytes(), b"bob:x\n");
+    assert_eq!(f.auth("bob", PW_A), Err(Refusal::UnknownUser));
+    assert_eq!(reports::take_emitted().len(), 1);
+    assert_eq!(f.auth("bob", PW_A), Err(Refusal::UnknownUser));
+    assert!(reports::take_emitted().is_empty());
+    // Rewritten (new size, and a new mtime where the clock allows): reported
+    // again, once.
+    std::fs::write(f.dir.join("shadow"), b"carol:x:1\nbob:x\n").unwrap();
+    assert_eq!(f.auth("bob", PW_A), Err(Refusal::UnknownUser));
+    let file = f.dir.join("shadow").display().to_string();
+    assert_eq!(
+        reports::take_emitted(),
+        vec![
+            format!("{file}:1: too few fields; line ignored"),
+            format!("{file}:2: too few fields; line ignored"),
+        ]
+    );
+}
+
+#[test]
+fn short_shadow_lines_as_glibc_reads_them() {
+    // The old five-field form and eight fields with an expiry are accepted.
+    for shadow in [
+        format!("alice:{SHA512_A}:19000:0:99999\n"),
+        format!("alice:{SHA512_A}:19000:0:99999:\n"),
+        format!("alice:{SHA512_A}::::\n"),
+        format!("alice:{SHA512_A}:19000:0:99999:7::99999\n"),
+        format!("alice:{SHA512_A}:19000:0:99999:7:::\n"),
+        format!("alice:{SHA512_A}:19000:0:99999:7:::1:more\n"),
+    ] {
+        let f = Fixture::new(PASSWD.as_bytes(), shadow.as_bytes());
+        assert_eq!(f.auth("alice", PW_A), Ok(alice()), "{shadow}");
+        assert!(reports::take_emitted().is_empty(), "{shadow}");
+    }
+    // Shorter ones are malformed, as glibc finds them.
+    for shadow in [
+        format!("alice:{SHA512_A}\n"),
+        format!("alice:{SHA512_A}:\n"),
+        format!("alice:{SHA512_A}:::\n"),
+        format!("alice:{SHA512_A}:19000:0:99999:7\n"),
+        format!("alice:{SHA512_A}:19000:0:99999:7::\n"),
+    ] {
+        let f = Fixture::new(PASSWD.as_bytes(), shadow.as_bytes());
+        assert_eq!(
+            f.auth("alice", PW_A),
+            Err(Refusal::NoShadowEntry),
+            "{shadow}"
+        );
+        assert_eq!(reports::take_emitted().len(), 1, "{shadow}");
+    }
 }
 
 #[test]
@@ -782,23 +887,19 @@ fn duplicate_names_first_wins() {
 }
 
 #[test]
-fn crlf_files_work() {
-    // The CR ends up in the last field (shell, reserved), which is not used.
+fn crlf_lines_never_authenticate() {
     let passwd = PASSWD.replace('\n', "\r\n");
+    let f = Fixture::new(passwd.as_bytes(), shadow_with(SHA512_A).as_bytes());
+    assert_eq!(f.auth("alice", PW_A), Err(Refusal::UnknownUser));
     let shadow = shadow_with(SHA512_A).replace('\n', "\r\n");
-    let f = Fixture::new(passwd.as_bytes(), shadow.as_bytes());
-    assert_eq!(f.auth("alice", PW_A), Ok(alice()));
-    assert_eq!(f.auth("alice", PW_B), Err(Refusal::WrongPassword));
-    // An inline passwd hash is not the last field: no stripping is needed.
+    let f = Fixture::new(PASSWD.as_bytes(), shadow.as_bytes());
+    assert_eq!(f.auth("alice", PW_A), Err(Refusal::NoShadowEntry));
     let passwd = format!("alice:{MD5_A}:1000:1001:Alice,,,:/home/alice:/bin/bash\r\n");
     let f = Fixture::new(passwd.as_bytes(), b"");
-    assert_eq!(f.auth("alice", PW_A), Ok(alice()));
-    // A shadow file with only 2 fields per line (and CRLF) is malformed anyway.
-    let f = Fixture::new(
-        PASSWD.as_bytes(),
-        format!("alice:{SHA512_A}\r\n").as_bytes(),
-    );
-    assert_eq!(f.auth("alice", PW_A), Err(Refusal::NoShadowEntry));
+    assert_eq!(f.auth("alice", PW_A), Err(Refusal::UnknownUser));
+    let logged = reports::take_emitted();
+    assert_eq!(logged.len(), 3 + 3 + 1, "{logged:?}");
+    assert!(logged.iter().all(|l| l.contains("CRLF")));
 }
 
 #[test]
@@ -902,12 +1003,257 @@ fn display_is_a_short_phrase_without_secrets() {
 fn dummy_considers_inline_passwd_hashes() {
     let passwd = format!("carol:{YESCRYPT_A}:1002:1002::/home/carol:/bin/sh\n");
     let mut c = accounts::Costliest::default();
-    accounts::scan_passwd(passwd.as_bytes(), b"nobody", &mut c).unwrap();
+    let mut quiet = |_: u64, _: &'static str| {};
+    accounts::scan_accounts(passwd.as_bytes(), b"nobody", false, &mut c, &mut quiet).unwrap();
     assert_eq!(c.dummy_target(), YESCRYPT_A);
-    accounts::scan_shadow(shadow_with(SHA512_A).as_bytes(), b"nobody", &mut c).unwrap();
+    accounts::scan_shadow(
+        shadow_with(SHA512_A).as_bytes(),
+        b"nobody",
+        &mut c,
+        &mut quiet,
+    )
+    .unwrap();
     assert_eq!(
         c.dummy_target(),
         YESCRYPT_A,
         "yescrypt j9T costs more than $6$"
     );
+}
+
+// ------------------------------------------------------ timing oracle
+
+#[test]
+fn dummy_runs_the_scheme_and_cost_of_a_real_check() {
+    // Every scheme family, at a non-default cost where it has one: a refusal
+    // of any kind runs exactly one verification with the same scheme and cost
+    // as a wrong password for the real account.
+    for hash in [
+        YESCRYPT_A,
+        "$y$j7T$YDYRbXk5OkyH0S4Qs1AXQ/$hF1IQV2ZXYOUIxzKXmztw3V7NsXSWArCKqK.en1cbh3",
+        "$gy$j7T$7El1dCGwNjVr20FeO/wy0/$fhDl48kdbWJHImz2BbPiGCoEc6fCd8.s4r87wSLgqc2",
+        "$7$BU..../..../74zyO7OcMotxuUEaZbbt/$eeBjuK3sgS/mTvtjdHHZrLACKmf1n2Ro9Rs.Y/sBKJC",
+        "$2b$05$IBIil4Xzy6pklLPPPW5k7.5veh0l/radjbhITqbiDSXmy88mRCpS2",
+        SHA512_A,
+        "$6$rounds=10000$ZEG7yPpLVt7PGk7e$qDcAeap6FWRIthDyzDWxaqemevx7I1pBQYjTp9PUIe6YSMoHwfRCPQRUbtW9ySzjD.dVxJ79AfLKZwiVgj3VT0",
+        "$5$rounds=1000$YTmVyfANX5QHwi7E$a3qD1..yU0RCPq1ItOzhsSQHwPRUK6LjosmT/t1cyW0",
+        MD5_A,
+        "t3mdCwqYmKCFk",
+        "_J9..VErOm7vitUhNd36",
+    ] {
+        let passwd = format!(
+            "{PASSWD}bob:x:1002:1002::/home/bob:/bin/sh\n\
+             carol:x:1003:1003::/home/carol:/bin/sh\n\
+             dave:x:1004:1004::/home/dave:/bin/sh\n\
+             erin:x:1005:1005::/home/erin:/bin/sh\n"
+        );
+        let shadow = format!(
+            "alice:{hash}:19000:0:99999:7:::\n\
+             bob:!{hash}:19000:0:99999:7:::\n\
+             carol::19000:0:99999:7:::\n\
+             dave:{hash}:19000:0:99999:7::1:\n"
+        );
+        let f = Fixture::new(passwd.as_bytes(), shadow.as_bytes());
+        f.auth("alice", "wrong").unwrap_err();
+        let real = verified();
+        assert_eq!(real.len(), 1);
+        assert_eq!(real[0].0, crypt::scheme_id(hash));
+        assert!(real[0].1.is_some());
+        for (user, refusal) in [
+            ("nobody", Refusal::UnknownUser),
+            ("bob", Refusal::Locked),
+            ("carol", Refusal::EmptyHash),
+            ("dave", Refusal::Expired),
+            ("erin", Refusal::NoShadowEntry),
+            ("root", Refusal::Root),
+        ] {
+            assert_eq!(f.auth(user, "wrong"), Err(refusal), "{user} {hash}");
+            assert_eq!(verified(), real, "{user} {hash}");
+        }
+    }
+}
+
+#[test]
+fn dummy_takes_the_costliest_hash_present() {
+    let shadow = format!(
+        "root:{MD5_A}:::::::\n\
+         daemon:*:::::::\n\
+         alice:{SHA512_A}:::::::\n\
+         bob:$y$jBT$abcdefghijklmnopqrstuv$abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQ:::::::\n"
+    );
+    let f = Fixture::new(PASSWD.as_bytes(), shadow.as_bytes());
+    f.auth("nobody", "pw").unwrap_err();
+    let used = verified();
+    assert_eq!(used.len(), 1);
+    assert_eq!(
+        used[0],
+        (
+            "$y$".to_owned(),
+            crypt::cost("$y$jBT$abcdefghijklmnopqrstuv$")
+        )
+    );
+    // Nothing usable: the default dummy.
+    let f = Fixture::new(PASSWD.as_bytes(), b"");
+    f.auth("nobody", "pw").unwrap_err();
+    assert_eq!(
+        verified(),
+        vec![("$y$".to_owned(), crypt::cost(crypt::DEFAULT_DUMMY_HASH))]
+    );
+    // Bad input is refused before any verification.
+    assert_eq!(f.auth("", "pw"), Err(Refusal::BadInput));
+    assert!(verified().is_empty());
+}
+
+// ------------------------------------------------------------- expiry
+
+#[test]
+fn expiry_date() {
+    let f = Fixture::new(
+        PASSWD.as_bytes(),
+        format!("alice:{SHA512_A}:19000:0:99999:7::20000:\n").as_bytes(),
+    );
+    let s = f.settings();
+    let pw = PW_A.as_bytes();
+    assert_eq!(authenticate_on(&s, b"alice", pw, 19_999), Ok(alice()));
+    assert_eq!(
+        authenticate_on(&s, b"alice", pw, 20_000),
+        Err(Refusal::Expired)
+    );
+    assert_eq!(
+        authenticate_on(&s, b"alice", pw, 20_001),
+        Err(Refusal::Expired)
+    );
+    // With today's clock: a date in the past, 0 (chage -E 0), and never.
+    for (expire, result) in [
+        ("1", Err(Refusal::Expired)),
+        ("0", Err(Refusal::Expired)),
+        ("", Ok(alice())),
+        ("-1", Ok(alice())),
+        ("999999", Ok(alice())),
+    ] {
+        let f = Fixture::new(
+            PASSWD.as_bytes(),
+            format!("alice:{SHA512_A}:19000:0:99999:7::{expire}:\n").as_bytes(),
+        );
+        assert_eq!(f.auth("alice", PW_A), result, "expire {expire:?}");
+    }
+    assert_eq!(Refusal::Expired.to_string(), "account expired");
+}
+
+#[test]
+fn expiry_applies_to_inline_passwd_hashes() {
+    let passwd = format!("alice:{MD5_A}:1000:1001:Alice,,,:/home/alice:/bin/bash\n");
+    let f = Fixture::new(passwd.as_bytes(), b"alice:*:19000:0:99999:7::1:\n");
+    assert_eq!(f.auth("alice", PW_A), Err(Refusal::Expired));
+    let f = Fixture::new(passwd.as_bytes(), b"alice:*:19000:0:99999:7:::\n");
+    assert_eq!(f.auth("alice", PW_A), Ok(alice()));
+}
+
+// ------------------------------------------------------- users file
+
+/// A users file line for `name`.
+fn user_line(name: &str, hash: &str, uid: u32) -> String {
+    format!("{name}:{hash}:{uid}:{uid}::/srv/mail/{name}::userdb_quota_rule=*:storage=1G\n")
+}
+
+#[test]
+fn users_file_accounts() {
+    // passwd and shadow hold a different alice; with --users they are not read.
+    let f = Fixture::new(PASSWD.as_bytes(), shadow_with(MD5_B).as_bytes());
+    let users = format!(
+        "# virtual users\n\
+         {}{}{}{}{}",
+        user_line("alice", &format!("{{SHA512-CRYPT}}{SHA512_A}"), 5000),
+        user_line("bob", MD5_A, 5000),
+        user_line("carol", &format!("{{crypt}}{YESCRYPT_A}"), 5001),
+        user_line("dave", &format!("{{PLAIN}}{PW_A}"), 5000),
+        user_line("erin", &format!("{{MD5-CRYPT}}{SHA512_A}"), 5000),
+    );
+    let s = f.users(&users);
+    let auth = |user: &str, pw: &str| authenticate(&s, user.as_bytes(), pw.as_bytes());
+    let alice = Account {
+        name: "alice".to_owned(),
+        uid: 5000,
+        gid: 5000,
+        home: PathBuf::from("/srv/mail/alice"),
+    };
+    assert_eq!(auth("alice", PW_A), Ok(alice));
+    assert_eq!(auth("alice", PW_B), Err(Refusal::WrongPassword));
+    assert_eq!(auth("bob", PW_A).map(|a| a.uid), Ok(5000));
+    assert_eq!(auth("carol", PW_A).map(|a| a.gid), Ok(5001));
+    assert_eq!(
+        auth("dave", PW_A),
+        Err(Refusal::UnsupportedScheme("{PLAIN}".to_owned()))
+    );
+    assert_eq!(
+        auth("erin", PW_A),
+        Err(Refusal::UnsupportedScheme(
+            "{MD5-CRYPT} holding $6$".to_owned()
+        ))
+    );
+    assert_eq!(auth("root", PW_A), Err(Refusal::UnknownUser));
+    assert!(reports::take_emitted().is_empty());
+    // The server's own uid only, when it is not root.
+    let mut s = s.clone();
+    s.only_uid = Some(5000);
+    assert!(authenticate(&s, b"alice", PW_A.as_bytes()).is_ok());
+    assert_eq!(
+        authenticate(&s, b"carol", PW_A.as_bytes()),
+        Err(Refusal::UidNotServed)
+    );
+}
+
+#[test]
+fn users_file_policy() {
+    let f = Fixture::new(b"", b"");
+    let users = format!(
+        "{}{}{}{}{}{}",
+        user_line("root2", MD5_A, 0),
+        user_line("locked", &format!("!{MD5_A}"), 5000),
+        user_line("locked2", &format!("{{MD5-CRYPT}}!{MD5_A}"), 5000),
+        user_line("empty", "", 5000),
+        user_line("empty2", "{CRYPT}", 5000),
+        "short:{CRYPT}$1$x$y\nbaduid:x:u:1\n",
+    );
+    let s = f.users(&users);
+    let auth = |user: &str| authenticate(&s, user.as_bytes(), PW_A.as_bytes());
+    assert_eq!(auth("root2"), Err(Refusal::Root));
+    assert_eq!(auth("locked"), Err(Refusal::Locked));
+    assert_eq!(auth("locked2"), Err(Refusal::Locked));
+    assert_eq!(auth("empty"), Err(Refusal::EmptyHash));
+    assert_eq!(auth("empty2"), Err(Refusal::EmptyHash));
+    assert_eq!(auth("short"), Err(Refusal::UnknownUser));
+    assert_eq!(auth("baduid"), Err(Refusal::UnknownUser));
+    let file = f.dir.join("users").display().to_string();
+    assert_eq!(
+        reports::take_emitted(),
+        vec![
+            format!("{file}:6: too few fields; line ignored"),
+            format!("{file}:7: bad uid; line ignored"),
+        ]
+    );
+    // Missing users file: unreadable, and start-up says which flag.
+    std::fs::remove_file(f.dir.join("users")).unwrap();
+    assert!(matches!(auth("locked"), Err(Refusal::Unreadable(_))));
+    let msg = check_files(&s).unwrap_err();
+    assert!(
+        msg.ends_with("No such file or directory (pass --users FILE)"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn check_files_reports_malformed_lines_at_start() {
+    let f = Fixture::new(
+        format!("{PASSWD}bad line\n").as_bytes(),
+        shadow_with(SHA512_A).as_bytes(),
+    );
+    assert_eq!(check_files(&f.settings()), Ok(()));
+    let file = f.dir.join("passwd").display().to_string();
+    assert_eq!(
+        reports::take_emitted(),
+        vec![format!("{file}:4: too few fields; line ignored")]
+    );
+    // Not again at the first login.
+    assert_eq!(f.auth("alice", PW_A), Ok(alice()));
+    assert!(reports::take_emitted().is_empty());
 }
