@@ -1,5 +1,5 @@
 //! scrypt (`$7$`) strings as libxcrypt writes them, verified with the classic
-//! scrypt mode of the `yescrypt` crate (yescrypt with flavor 0 is scrypt).
+//! flavor of the in-tree `pop3d-yescrypt` package (yescrypt's flavor 0 is scrypt).
 //!
 //! String: `$7$`, one character for log2(N), five for r and five for p (30-bit
 //! numbers, least significant character first, crypt base64 values), then the
@@ -13,6 +13,7 @@
 use super::b64;
 use super::crypt::Malformed;
 use super::secret::{Secret, wipe};
+use pop3d_yescrypt::{Flavor, Params};
 
 /// The scheme prefix.
 pub(crate) const PREFIX: &str = "$7$";
@@ -81,12 +82,16 @@ fn parse(setting: &str) -> Result<Setting<'_>, Malformed> {
 /// crypt(3) for `$7$`: the full output string for `password` under `setting`.
 pub(crate) fn crypt(setting: &str, password: &[u8]) -> Result<Secret, Malformed> {
     let st = parse(setting)?;
-    let params = yescrypt::Params::new(yescrypt::Mode::Classic, 1 << st.n_log2, st.r, st.p)
-        .map_err(|_| Malformed("bad parameters"))?;
+    let params = Params {
+        flavor: Flavor::Classic,
+        n: 1 << st.n_log2,
+        r: st.r,
+        p: st.p,
+        t: 0,
+    };
     let mut hash = [0u8; HASH_LEN];
-    if yescrypt::yescrypt(password, st.salt.as_bytes(), &params, &mut hash).is_err() {
-        return Err(Malformed("bad parameters"));
-    }
+    pop3d_yescrypt::derive(password, st.salt.as_bytes(), &params, &mut hash)
+        .map_err(|_| Malformed("bad parameters"))?;
     let mut out = Secret::with_capacity(st.prefix.len() + st.salt.len() + 1 + 43);
     let v = out.vec();
     v.extend_from_slice(st.prefix.as_bytes());

@@ -1,7 +1,6 @@
 //! yescrypt (`$y$`) and gost-yescrypt (`$gy$`) strings as libxcrypt writes
 //! them: parsing, resource limits and output encoding here, the key derivation
-//! from the `yescrypt` crate's low-level `yescrypt()` function (its
-//! `password-hash` feature is not needed).
+//! in the in-tree `pop3d-yescrypt` package (`src/auth/yescrypt/`).
 //!
 //! String: `$y$` PARAMS `$` SALT `$` HASH. PARAMS is yescrypt's compact encoding
 //! of flavor, log2(N), r and optional p, t, g, NROM; SALT is crypt base64 of the
@@ -21,6 +20,7 @@
 use super::b64;
 use super::crypt::Malformed;
 use super::secret::{Secret, wipe};
+use pop3d_yescrypt::{Flavor, Params};
 
 /// The scheme prefix.
 pub(crate) const PREFIX: &str = "$y$";
@@ -141,15 +141,20 @@ fn split<'a>(prefix: &str, setting: &'a str) -> Result<Parts<'a>, Malformed> {
 
 /// The raw 32-byte yescrypt output for `password` under the parsed setting.
 fn derive(parts: &Parts<'_>, password: &[u8]) -> Result<[u8; HASH_LEN], Malformed> {
-    let params: yescrypt::Params = parts
-        .params
-        .parse()
-        .map_err(|_| Malformed("bad parameters"))?;
-    // Our reading of PARAMS and the crate's must agree.
     let c = &parts.cost;
-    if params.n() != 1u64 << c.n_log2 || params.r() != c.r || params.p() != c.p {
-        return Err(Malformed("bad parameters"));
-    }
+    let flavor = match c.flavor {
+        0 => Flavor::Classic,
+        1 => Flavor::Worm,
+        FLAVOR_RW => Flavor::Rw,
+        _ => return Err(Malformed("unsupported flavor")),
+    };
+    let params = Params {
+        flavor,
+        n: 1 << c.n_log2,
+        r: c.r,
+        p: c.p,
+        t: c.t,
+    };
 
     let mut salt = Vec::with_capacity(SALT_MAX + 3);
     b64::decode_le(parts.salt.as_bytes(), &mut salt).ok_or(Malformed("bad salt"))?;
@@ -158,10 +163,8 @@ fn derive(parts: &Parts<'_>, password: &[u8]) -> Result<[u8; HASH_LEN], Malforme
     }
 
     let mut hash = [0u8; HASH_LEN];
-    let derived = yescrypt::yescrypt(password, &salt, &params, &mut hash);
-    if derived.is_err() {
-        return Err(Malformed("bad parameters"));
-    }
+    pop3d_yescrypt::derive(password, &salt, &params, &mut hash)
+        .map_err(|_| Malformed("bad parameters"))?;
     Ok(hash)
 }
 
@@ -297,6 +300,74 @@ mod tests {
             out("$y$j9T$F5Jx5fExrKuPp53xLKQ..1$", b"r"),
             "$y$j9T$F5Jx5fExrKuPp53xLKQ..1$mLPIoBjnvkNl5e43gQCktSQpLWa.3M.vyTDA6ag3AbD"
         );
+    }
+
+    #[test]
+    fn other_flavors_and_parameters_match_libxcrypt() {
+        // Settings with p, t and the classic and write-once flavors, written
+        // by hand and hashed by Debian 12's libxcrypt (Python's crypt module).
+        let pw = "pässwörd ✓ 日本".as_bytes();
+        for h in [
+            // read-write, p = 2 / t = 1 / p = 3, t = 2 / p = 4, t = 3 / t = 1
+            "$y$j75..$k2XAnEHBqQ1Ct2aMXFKNa/$qR7aenAW8rf5l5OwAHdfxQz67JSb.JGTCATkwqtFXFB",
+            "$y$j75/.$k2XAnEHBqQ1Ct2aMXFKNa/$TaoG.GGL2goyCrum6P/B7jr17u0qA/AuPYvrZx/qQp3",
+            "$y$j610//$k2XAnEHBqQ1Ct2aMXFKNa/$BxP40D8IazbvSoY.gb28rKVg3PlFoBx0QF4pzMMMr3/",
+            "$y$j5D000$k2XAnEHBqQ1Ct2aMXFKNa/$1iF5ks1iA17q7rOL/n51F86Qw9CLm/.lYrm0/mdqBv2",
+            "$y$j8T/.$k2XAnEHBqQ1Ct2aMXFKNa/$goJtRoCxmgErCEcJ.4Ee9Zk7.TkrBHbvA0.oCHJ/uk2",
+            // p = 2 at N = 2^12, r = 32; with pre-hashing at p = 2 and at t = 2
+            "$y$j9T..$k2XAnEHBqQ1Ct2aMXFKNa/$OVTDXBkyKgxlyIt1gY3RAv2uATv79SWfcjUqp9apQWA",
+            "$y$jAT..$k2XAnEHBqQ1Ct2aMXFKNa/$OSFIOdSUSEOK7aUOvqshnJHaRXdG.bLbJ7pyQoVp5L8",
+            "$y$j9T//$k2XAnEHBqQ1Ct2aMXFKNa/$Tk6tJq9GK8ULxdy8FIpufqEISch5WERLQoW4LXCoefA",
+            // classic scrypt and write-once-read-many flavors
+            "$y$.75$k2XAnEHBqQ1Ct2aMXFKNa/$aUd2TPkv3uieAks5HnGL9c3/GGq8iQ3JEElgXn5oivB",
+            "$y$.61..$k2XAnEHBqQ1Ct2aMXFKNa/$HCIGzxruTvJDJPc552Mf6JTKuc9JhVB9QS6BE6dKq07",
+            "$y$/75$k2XAnEHBqQ1Ct2aMXFKNa/$6IPHJ3qyAly6JI0JvToD4s5I5T1hg04StsjkiUf8L7.",
+            "$y$/610..$k2XAnEHBqQ1Ct2aMXFKNa/$hA8KTKnEEbLoLeMMhYFoLzPDZHHXqavHETUzoXOix.6",
+        ] {
+            assert_eq!(out(h, pw), h);
+        }
+    }
+
+    #[test]
+    fn core_matches_the_yescrypt_crate() {
+        // The in-tree derivation against the RustCrypto `yescrypt` crate (a
+        // port of the reference code) over many parameter sets.
+        use yescrypt::Mode;
+        let salt = b"salt for a comparison";
+        for (n_log2, r, p, t) in [
+            (1, 1, 1, 0),
+            (4, 1, 1, 0),
+            (5, 2, 1, 1),
+            (6, 8, 2, 0),
+            (8, 4, 3, 1),
+            (7, 1, 4, 2),
+            (10, 8, 1, 3),
+            (9, 16, 2, 0),
+            (8, 512, 1, 0),
+            (10, 128, 1, 1),
+        ] {
+            for (flavor, mode) in [
+                (Flavor::Rw, Mode::Rw),
+                (Flavor::Worm, Mode::Worm),
+                (Flavor::Classic, Mode::Classic),
+            ] {
+                let n = 1u64 << n_log2;
+                if flavor == Flavor::Rw && n / u64::from(p) <= 1 {
+                    continue;
+                }
+                let t = if flavor == Flavor::Classic { 0 } else { t };
+                for pw in [&b""[..], b"x", "pässwörd ✓ 日本".as_bytes()] {
+                    let params = Params { flavor, n, r, p, t };
+                    let mut ours = [0u8; 32];
+                    pop3d_yescrypt::derive(pw, salt, &params, &mut ours).unwrap();
+                    let theirs_params =
+                        yescrypt::Params::new_with_all_params(mode, n, r, p, t, 0).unwrap();
+                    let mut theirs = [0u8; 32];
+                    yescrypt::yescrypt(pw, salt, &theirs_params, &mut theirs).unwrap();
+                    assert_eq!(ours, theirs, "{flavor:?} N=2^{n_log2} r={r} p={p} t={t}");
+                }
+            }
+        }
     }
 
     #[test]
