@@ -11,7 +11,8 @@
 //! Files: `accounts` (line readers), `reports` (malformed lines logged once),
 //! `dovecot` (`{SCHEME}` prefixes of users files), [`crypt`] (scheme dispatch
 //! and constant-time comparison), `yescrypt_mcf` (`$y$`, `$gy$`),
-//! `scrypt_mcf` (`$7$`), `shacrypt` (`$5$`, `$6$`), `bcrypt` (`$2a$`, `$2b$`,
+//! `scrypt_mcf` (`$7$`) on the in-tree `pop3d-yescrypt` package in
+//! `yescrypt/` (a separate package only to be optimised in test builds), `shacrypt` (`$5$`, `$6$`), `bcrypt` (`$2a$`, `$2b$`,
 //! `$2y$`, `$2x$`), `md5crypt` (`$1$`), `descrypt` (traditional DES, BSDi `_`),
 //! `b64` (crypt base64), `secret` (wiped buffers).
 //!
