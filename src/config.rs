@@ -142,6 +142,9 @@ pub struct Config {
     pub passwd: PathBuf,
     /// shadow(5) file.
     pub shadow: PathBuf,
+    /// Dovecot-style passwd-file of virtual users (`--users`); when set, used
+    /// instead of `passwd` and `shadow`.
+    pub users: Option<PathBuf>,
     /// Log destination.
     pub log: LogTarget,
     /// The syslog socket.
@@ -188,6 +191,7 @@ impl Default for Config {
             spool: PathBuf::from(DEFAULT_SPOOL),
             passwd: PathBuf::from(DEFAULT_PASSWD),
             shadow: PathBuf::from(DEFAULT_SHADOW),
+            users: None,
             log: LogTarget::Syslog,
             syslog_socket: PathBuf::from("/dev/log"),
             max_sessions: 500,

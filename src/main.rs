@@ -39,6 +39,10 @@ struct Args {
     /// shadow(5) file (default /etc/shadow)
     #[argh(option, default = "PathBuf::from(config::DEFAULT_SHADOW)")]
     shadow: PathBuf,
+    /// virtual users, Dovecot passwd-file format (name:hash:uid:gid::home:);
+    /// when given, passwd and shadow are not used
+    #[argh(option)]
+    users: Option<PathBuf>,
     /// log destination: syslog or stderr (default syslog; stderr with -F)
     #[argh(option, from_str_fn(parse_log))]
     log: Option<LogTarget>,
@@ -101,6 +105,7 @@ fn config_from(args: Args) -> Result<Config, String> {
         spool: args.spool,
         passwd: args.passwd,
         shadow: args.shadow,
+        users: args.users,
         ..Config::default()
     };
     cfg.log = args.log.unwrap_or(if args.foreground {

@@ -1,21 +1,34 @@
-//! passwd(5) and shadow(5) readers: one streaming pass per login over a file,
-//! line by line, keeping only the first well-formed entry for the wanted name and
-//! the costliest usable hash seen (for the dummy verification).
+//! passwd(5), shadow(5) and Dovecot-style passwd-file readers: one streaming
+//! pass per login over a file, line by line, keeping only the first well-formed
+//! entry for the wanted name and the costliest usable hash seen (for the dummy
+//! verification). Nothing is cached between logins.
 //!
-//! Line rules, the same for both files:
-//! - A line ends at `\n`; a last line without one counts. Nothing else is
-//!   stripped: a `\r` before the `\n` is an ordinary byte of the last field (the
-//!   shell in passwd, the reserved field in shadow, neither used here), so CRLF
-//!   files work, and a `\r` anywhere else is part of its field (a name `alice\r`
-//!   matches no login name).
-//! - Lines longer than [`LINE_MAX`] are skipped; their rest is read and dropped
-//!   without being stored. Lines containing a NUL byte are skipped.
-//! - passwd lines need exactly 7 fields, a non-empty name not starting with `+`
-//!   or `-` (NIS compat entries are not followed), and decimal uid and gid that
-//!   fit in 32 bits. shadow lines need exactly 9 fields, a non-empty name, and
-//!   fields 3 to 8 empty or decimal. Anything else is skipped and can never
-//!   authenticate; a later well-formed line for the same name still counts.
-//! - Duplicate names: the first well-formed entry wins, as with getpwnam(3).
+//! Line rules, the same for every file:
+//! - A line ends at `\n`; a last line without one counts.
+//! - Blank lines (spaces and tabs only) and lines whose first non-blank byte is
+//!   `#` are skipped silently, as glibc skips them; so are NIS compat entries
+//!   in passwd (a name starting with `+` or `-`), which are not followed.
+//! - Everything else that does not parse is malformed: it is skipped, can never
+//!   authenticate, and is reported through the `report` callback with its line
+//!   number and a fixed reason (never its contents). Malformed are: lines longer
+//!   than [`LINE_MAX`] (their rest is read and dropped without being stored),
+//!   lines containing a NUL byte, lines ending in `\r` (a CRLF file), an empty
+//!   name, a missing or non-decimal uid or gid, or one above 32 bits, a shadow
+//!   number field that is neither empty, `-1` nor decimal, and too few fields.
+//! - Field counts follow glibc's parsers. passwd: `name:password:uid:gid`
+//!   then optional gecos, home and shell (the shell is the rest of the line).
+//!   shadow: `name:hash:lastchg:min:max`, then either nothing (the "old form",
+//!   also with one empty sixth field) or `warn:inact:expire` and an optional
+//!   `flag`; a field counts as given when it is non-empty or followed by a
+//!   `:`, so `name:hash:::` (max missing) is malformed and `name:hash::::`
+//!   is not; anything after the ninth field is ignored. Numbers are stricter
+//!   than glibc's `strtoul`: no blanks or `+`.
+//! - users (Dovecot passwd-file): `name:password:uid:gid`, then optional
+//!   gecos, home, shell and extra fields (the extra fields are the rest of the
+//!   line and are ignored).
+//! - Duplicate names: the first well-formed entry wins, as with getpwnam(3);
+//!   a later well-formed entry for the name being looked up is reported as a
+//!   duplicate (duplicates of other names are noticed when those log in).
 //! - A file is read to its end even after the entry is found, so the time taken
 //!   does not depend on where the entry is; reading stops with an error after
 //!   [`FILE_MAX`] bytes.
@@ -144,15 +157,11 @@ pub(crate) fn next_line<R: BufRead>(r: &mut R, line: &mut Vec<u8>) -> io::Result
     }
 }
 
-/// Splits `line` at `:` into exactly `N` fields.
-fn fields<const N: usize>(line: &[u8]) -> Option<[&[u8]; N]> {
-    let mut out: [&[u8]; N] = [&[]; N];
-    let mut parts = line.split(|&b| b == b':');
-    for slot in out.iter_mut() {
-        *slot = parts.next()?;
-    }
-    parts.next().is_none().then_some(out)
-}
+/// Receives malformed lines: 1-based line number and a fixed reason.
+pub(crate) type Report<'a> = &'a mut dyn FnMut(u64, &'static str);
+
+/// Reason given for a later entry with the name being looked up.
+pub(crate) const DUPLICATE: &str = "duplicate name, an earlier entry counts";
 
 /// A decimal number of at most `max_digits` digits, no sign, no blanks.
 fn decimal(field: &[u8], max_digits: usize) -> Option<u64> {
@@ -160,6 +169,32 @@ fn decimal(field: &[u8], max_digits: usize) -> Option<u64> {
         return None;
     }
     Some(field.iter().fold(0u64, |n, d| n * 10 + u64::from(d - b'0')))
+}
+
+/// A uid or gid: decimal, at most 32 bits.
+fn id(field: &[u8]) -> Option<u32> {
+    decimal(field, 10).and_then(|n| u32::try_from(n).ok())
+}
+
+/// What one line holds, before the fields are looked at: `Ok(None)` for a
+/// line to skip silently, `Ok(Some(line))` for the text to parse (leading
+/// blanks removed), `Err` for a malformed line.
+fn content(line: &[u8]) -> Result<Option<&[u8]>, &'static str> {
+    let start = line
+        .iter()
+        .position(|&c| c != b' ' && c != b'\t')
+        .unwrap_or(line.len());
+    let text = &line[start..];
+    if text.is_empty() || text[0] == b'#' {
+        return Ok(None);
+    }
+    if text.contains(&0) {
+        return Err("NUL byte");
+    }
+    if text.ends_with(b"\r") {
+        return Err("carriage return at the end (CRLF line ending)");
+    }
+    Ok(Some(text))
 }
 
 /// The hash with the highest estimated verification cost seen so far.
@@ -194,7 +229,7 @@ impl Costliest {
     }
 }
 
-/// A well-formed passwd entry.
+/// A well-formed passwd or users-file entry.
 #[derive(Debug)]
 pub(crate) struct PasswdEntry {
     pub(crate) name: Vec<u8>,
@@ -205,85 +240,190 @@ pub(crate) struct PasswdEntry {
     pub(crate) home: PathBuf,
 }
 
-/// Parses one passwd line into its fields, uid and gid; `None` if malformed.
-fn parse_passwd(line: &[u8]) -> Option<([&[u8]; 7], u32, u32)> {
-    if line.contains(&0) {
-        return None;
-    }
-    let f = fields::<7>(line)?;
-    let name = f[0];
-    if name.is_empty() || name[0] == b'+' || name[0] == b'-' {
-        return None;
-    }
-    let uid = u32::try_from(decimal(f[2], 10)?).ok()?;
-    let gid = u32::try_from(decimal(f[3], 10)?).ok()?;
-    Some((f, uid, gid))
+/// The fields of a passwd or users line that are used.
+struct Fields<'a> {
+    name: &'a [u8],
+    password: &'a [u8],
+    uid: u32,
+    gid: u32,
+    home: &'a [u8],
 }
 
-/// One pass over a passwd file: the first well-formed entry named `user`.
-/// Inline hashes (password field other than `x`) are offered to `costliest`.
-pub(crate) fn scan_passwd<R: BufRead>(
+/// Parses `name:password:uid:gid[:gecos[:home[:rest]]]` (passwd and users
+/// files: glibc's passwd rules, which Dovecot's passwd-file shares). `Ok(None)`
+/// for a line to skip silently.
+fn parse_account(line: &[u8], nis: bool) -> Result<Option<Fields<'_>>, &'static str> {
+    let Some(text) = content(line)? else {
+        return Ok(None);
+    };
+    let mut f = text.splitn(7, |&b| b == b':');
+    let name = f.next().unwrap_or_default();
+    if nis && (name.starts_with(b"+") || name.starts_with(b"-")) {
+        return Ok(None);
+    }
+    if name.is_empty() {
+        return Err("empty name");
+    }
+    let (Some(password), Some(uid), Some(gid)) = (f.next(), f.next(), f.next()) else {
+        return Err("too few fields");
+    };
+    let uid = id(uid).ok_or("bad uid")?;
+    let gid = id(gid).ok_or("bad gid")?;
+    let _gecos = f.next();
+    let home = f.next().unwrap_or_default();
+    Ok(Some(Fields {
+        name,
+        password,
+        uid,
+        gid,
+        home,
+    }))
+}
+
+/// One pass over a passwd file (`users_file == false`) or a Dovecot-style
+/// passwd-file: the first well-formed entry named `user`. Inline hashes are
+/// offered to `costliest` (from a users file without its `{SCHEME}` prefix).
+pub(crate) fn scan_accounts<R: BufRead>(
     mut r: R,
     user: &[u8],
+    users_file: bool,
     costliest: &mut Costliest,
+    report: Report<'_>,
 ) -> io::Result<Option<PasswdEntry>> {
     let mut line = Secret::with_capacity(LINE_MAX);
-    let mut found = None;
+    let mut found: Option<PasswdEntry> = None;
+    let mut number = 0u64;
     while let Some(fits) = next_line(&mut r, line.vec())? {
+        number += 1;
         if !fits {
+            report(number, "line too long");
             continue;
         }
-        let Some((f, uid, gid)) = parse_passwd(line.as_bytes()) else {
-            continue;
+        let f = match parse_account(line.as_bytes(), !users_file) {
+            Ok(Some(f)) => f,
+            Ok(None) => continue,
+            Err(reason) => {
+                report(number, reason);
+                continue;
+            }
         };
-        if f[1] != b"x" {
-            costliest.consider(f[1]);
+        if users_file {
+            costliest.consider(super::dovecot::strip(f.password).1);
+        } else if f.password != b"x" {
+            costliest.consider(f.password);
         }
-        if found.is_none() && f[0] == user {
+        if f.name == user {
+            if found.is_some() {
+                report(number, DUPLICATE);
+                continue;
+            }
             found = Some(PasswdEntry {
-                name: f[0].to_vec(),
-                password: Secret::copy_of(f[1]),
-                uid,
-                gid,
-                home: PathBuf::from(OsStr::from_bytes(f[5])),
+                name: f.name.to_vec(),
+                password: Secret::copy_of(f.password),
+                uid: f.uid,
+                gid: f.gid,
+                home: PathBuf::from(OsStr::from_bytes(f.home)),
             });
         }
     }
     Ok(found)
 }
 
-/// Parses one shadow line; `None` if malformed.
-fn parse_shadow(line: &[u8]) -> Option<[&[u8]; 9]> {
-    if line.contains(&0) {
-        return None;
-    }
-    let f = fields::<9>(line)?;
-    if f[0].is_empty() {
-        return None;
-    }
-    let numeric = |b: &[u8]| b.is_empty() || decimal(b, 18).is_some();
-    f[2..8].iter().all(|b| numeric(b)).then_some(f)
+/// A well-formed shadow entry.
+#[derive(Debug)]
+pub(crate) struct ShadowEntry {
+    /// The hash field.
+    pub(crate) hash: Secret,
+    /// Field 8: the day (since 1970-01-01) from which the account is expired.
+    pub(crate) expire: Option<u64>,
 }
 
-/// One pass over a shadow file: the hash field of the first well-formed entry
-/// named `user`. Every hash is offered to `costliest`.
+/// A shadow number field: empty or `-1` (not set), or decimal.
+fn shadow_number(field: &[u8]) -> Result<Option<u64>, &'static str> {
+    match field {
+        b"" | b"-1" => Ok(None),
+        _ => decimal(field, 18).map(Some).ok_or("bad number"),
+    }
+}
+
+/// The fields of a shadow line that are used: name, hash, expiry day.
+type ShadowFields<'a> = (&'a [u8], &'a [u8], Option<u64>);
+
+/// Parses one shadow line the way glibc's parser accepts it (see the module
+/// comment). `Ok(None)` for a line to skip silently.
+fn parse_shadow(line: &[u8]) -> Result<Option<ShadowFields<'_>>, &'static str> {
+    let Some(text) = content(line)? else {
+        return Ok(None);
+    };
+    let mut f: [&[u8]; 10] = [&[]; 10];
+    let mut n = 0;
+    for part in text.split(|&b| b == b':').take(10) {
+        f[n] = part;
+        n += 1;
+    }
+    if f[0].is_empty() {
+        return Err("empty name");
+    }
+    // glibc reads a number field only while text remains: the field is
+    // non-empty, or a `:` follows it.
+    let given = |i: usize| i < n && (i + 1 < n || !f[i].is_empty());
+    for (i, field) in f.iter().enumerate().take(5).skip(2) {
+        if !given(i) {
+            return Err("too few fields");
+        }
+        shadow_number(field)?;
+    }
+    let old_form = n == 5 || (n == 6 && f[5].is_empty());
+    if old_form {
+        return Ok(Some((f[0], f[1], None)));
+    }
+    for (i, field) in f.iter().enumerate().take(8).skip(5) {
+        if !given(i) {
+            return Err("too few fields");
+        }
+        shadow_number(field)?;
+    }
+    if n > 8 {
+        shadow_number(f[8])?;
+    }
+    Ok(Some((f[0], f[1], shadow_number(f[7])?)))
+}
+
+/// One pass over a shadow file: the first well-formed entry named `user`.
+/// Every hash is offered to `costliest`.
 pub(crate) fn scan_shadow<R: BufRead>(
     mut r: R,
     user: &[u8],
     costliest: &mut Costliest,
-) -> io::Result<Option<Secret>> {
+    report: Report<'_>,
+) -> io::Result<Option<ShadowEntry>> {
     let mut line = Secret::with_capacity(LINE_MAX);
-    let mut found = None;
+    let mut found: Option<ShadowEntry> = None;
+    let mut number = 0u64;
     while let Some(fits) = next_line(&mut r, line.vec())? {
+        number += 1;
         if !fits {
+            report(number, "line too long");
             continue;
         }
-        let Some(f) = parse_shadow(line.as_bytes()) else {
-            continue;
+        let (name, hash, expire) = match parse_shadow(line.as_bytes()) {
+            Ok(Some(entry)) => entry,
+            Ok(None) => continue,
+            Err(reason) => {
+                report(number, reason);
+                continue;
+            }
         };
-        costliest.consider(f[1]);
-        if found.is_none() && f[0] == user {
-            found = Some(Secret::copy_of(f[1]));
+        costliest.consider(hash);
+        if name == user {
+            if found.is_some() {
+                report(number, DUPLICATE);
+                continue;
+            }
+            found = Some(ShadowEntry {
+                hash: Secret::copy_of(hash),
+                expire,
+            });
         }
     }
     Ok(found)
@@ -353,55 +493,117 @@ mod tests {
         assert_eq!(next_line(&mut r, &mut line).unwrap(), None);
     }
 
+    type Parsed = Option<(u32, u32, Vec<u8>)>;
+
+    fn passwd(line: &[u8]) -> Result<Parsed, &'static str> {
+        parse_account(line, true).map(|o| o.map(|f| (f.uid, f.gid, f.home.to_vec())))
+    }
+
     #[test]
     fn passwd_field_rules() {
-        assert!(parse_passwd(b"alice:x:1000:1000:Alice:/home/alice:/bin/sh").is_some());
-        assert!(parse_passwd(b"alice:x:1000:1000:::").is_some());
-        assert!(parse_passwd(b"alice:x:4294967295:0:::").is_some());
-        for bad in [
-            &b"alice:x:1000:1000:Alice:/home/alice"[..],
-            b"alice:x:1000:1000:Alice:/home/alice:/bin/sh:extra",
-            b":x:1000:1000:::",
-            b"alice:x:10a0:1000:::",
-            b"alice:x::1000:::",
-            b"alice:x:-1:1000:::",
-            b"alice:x: 1000:1000:::",
-            b"alice:x:4294967296:1000:::",
-            b"alice:x:1000:99999999999:::",
-            b"alice:x:1000:1000:A\0:/home:/bin/sh",
-            b"+alice:x:1000:1000:::",
-            b"-alice:x:1000:1000:::",
+        let ok = |l: &[u8]| passwd(l).unwrap().unwrap();
+        assert_eq!(
+            ok(b"alice:x:1000:1001:Alice:/home/alice:/bin/sh"),
+            (1000, 1001, b"/home/alice".to_vec())
+        );
+        assert_eq!(ok(b"alice:x:1000:1000:::").0, 1000);
+        assert_eq!(ok(b"alice:x:4294967295:0:::").0, u32::MAX);
+        // glibc: gecos, home and shell may be missing; the shell is the rest.
+        assert_eq!(ok(b"alice:x:1000:1000").2, b"");
+        assert_eq!(ok(b"alice:x:1000:1000:Alice:/home/alice").2, b"/home/alice");
+        assert_eq!(ok(b"alice:x:1000:1000:A:/h:/bin/sh:extra").2, b"/h");
+        assert_eq!(ok(b"  alice:x:1000:1000:::").0, 1000);
+        for (bad, why) in [
+            (&b":x:1000:1000:::"[..], "empty name"),
+            (b"alice:x:1000", "too few fields"),
+            (b"alice", "too few fields"),
+            (b"alice:x:10a0:1000:::", "bad uid"),
+            (b"alice:x::1000:::", "bad uid"),
+            (b"alice:x:-1:1000:::", "bad uid"),
+            (b"alice:x: 1000:1000:::", "bad uid"),
+            (b"alice:x:4294967296:1000:::", "bad uid"),
+            (b"alice:x:1000:99999999999:::", "bad gid"),
+            (b"alice:x:1000:1000:A\0:/home:/bin/sh", "NUL byte"),
+            (
+                b"alice:x:1000:1000:A:/home:/bin/sh\r",
+                "carriage return at the end (CRLF line ending)",
+            ),
+        ] {
+            assert_eq!(passwd(bad), Err(why), "{}", String::from_utf8_lossy(bad));
+        }
+        for skipped in [
+            &b"+alice:x:1000:1001:::"[..],
+            b"-alice:x:1000:1001:::",
+            b"+",
             b"+::::::",
             b"",
+            b"  \t ",
             b"# comment",
+            b"  # comment: with colons",
         ] {
-            assert!(
-                parse_passwd(bad).is_none(),
-                "{}",
-                String::from_utf8_lossy(bad)
-            );
+            assert_eq!(passwd(skipped), Ok(None));
         }
+        // In a users file a leading + or - is part of the name.
+        assert!(
+            parse_account(b"+alice:x:1000:1001", false)
+                .unwrap()
+                .is_some()
+        );
     }
 
     #[test]
     fn shadow_field_rules() {
-        assert!(parse_shadow(b"alice:$6$s$h:19000:0:99999:7:::").is_some());
-        assert!(parse_shadow(b"alice::::::::").is_some());
-        for bad in [
-            &b"alice:$6$s$h"[..],
-            b"alice:$6$s$h:19000:0:99999:7::",
-            b"alice:$6$s$h:19000:0:99999:7::::",
-            b":$6$s$h:19000:0:99999:7:::",
-            b"alice:$6$s$h:19x00:0:99999:7:::",
-            b"alice:$6$s$h:-1:0:99999:7:::",
-            b"alice:$6$s\0$h:19000:0:99999:7:::",
+        let ok = |l: &[u8]| parse_shadow(l).unwrap().unwrap().2;
+        assert_eq!(ok(b"alice:$6$s$h:19000:0:99999:7:::"), None);
+        assert_eq!(ok(b"alice:$6$s$h:19000:0:99999:7::20000:"), Some(20000));
+        assert_eq!(ok(b"alice::::::::"), None);
+        assert_eq!(ok(b"alice:$6$s$h:19000:0:99999:7::-1:"), None);
+        // The old five-field form (and with an empty sixth field).
+        assert_eq!(ok(b"alice:$6$s$h:19000:0:99999"), None);
+        assert_eq!(ok(b"alice:$6$s$h:19000:0:99999:"), None);
+        assert_eq!(ok(b"alice:$6$s$h::::"), None);
+        // Eight fields with the expiry given; anything after the ninth.
+        assert_eq!(ok(b"alice:$6$s$h:1:2:3:4:5:6"), Some(6));
+        assert_eq!(ok(b"alice:$6$s$h:19000:0:99999:7::::"), None);
+        assert_eq!(ok(b"alice:$6$s$h:1:2:3:4:5:6:7:junk:more"), Some(6));
+        let (name, hash, _) = parse_shadow(b"alice:$6$s$h:::::::").unwrap().unwrap();
+        assert_eq!((name, hash), (&b"alice"[..], &b"$6$s$h"[..]));
+        for (bad, why) in [
+            (&b"alice:$6$s$h"[..], "too few fields"),
+            (b"alice:$6$s$h:", "too few fields"),
+            (b"alice:$6$s$h:::", "too few fields"),
+            (b"alice:$6$s$h:1:2:3:4", "too few fields"),
+            (b"alice:$6$s$h:19000:0:99999:7::", "too few fields"),
+            (b"alice:$6$s$h:19000:0:99999:7:1:", "too few fields"),
+            (b":$6$s$h:19000:0:99999:7:::", "empty name"),
+            (b"alice:$6$s$h:19x00:0:99999:7:::", "bad number"),
+            (b"alice:$6$s$h:-2:0:99999:7:::", "bad number"),
+            (b"alice:$6$s$h:19000:0:99999:7:: 5:", "bad number"),
+            (b"alice:$6$s$h:19000:0:99999:7:::x", "bad number"),
+            (b"alice:$6$s\0$h:19000:0:99999:7:::", "NUL byte"),
+            (
+                b"alice:$6$s$h:19000:0:99999:7:::\r",
+                "carriage return at the end (CRLF line ending)",
+            ),
         ] {
-            assert!(
-                parse_shadow(bad).is_none(),
+            assert_eq!(
+                parse_shadow(bad).map(|_| ()),
+                Err(why),
                 "{}",
                 String::from_utf8_lossy(bad)
             );
         }
+        assert_eq!(parse_shadow(b"# x:y"), Ok(None));
+    }
+
+    fn shadow_scan(
+        input: &[u8],
+        user: &[u8],
+        c: &mut Costliest,
+    ) -> (Option<ShadowEntry>, Vec<(u64, &'static str)>) {
+        let mut reports = Vec::new();
+        let found = scan_shadow(input, user, c, &mut |n, why| reports.push((n, why))).unwrap();
+        (found, reports)
     }
 
     #[test]
@@ -412,16 +614,48 @@ mod tests {
             carol:$y$jBT$abc$h:::::::\n\
             dave:!$y$jCT$abc$h:::::::\n";
         let mut c = Costliest::default();
-        let h = scan_shadow(&shadow[..], b"alice", &mut c).unwrap().unwrap();
-        assert_eq!(h.as_bytes(), b"$6$first$h");
+        let (h, reports) = shadow_scan(shadow, b"alice", &mut c);
+        assert_eq!(h.unwrap().hash.as_bytes(), b"$6$first$h");
+        assert_eq!(reports, vec![(3, DUPLICATE)]);
         assert_eq!(
             c.dummy_target(),
             "$y$jBT$abc$h",
             "locked hashes are not used"
         );
         let mut c = Costliest::default();
-        assert!(scan_shadow(&b"x:y"[..], b"x", &mut c).unwrap().is_none());
+        let (h, reports) = shadow_scan(b"x:y", b"x", &mut c);
+        assert!(h.is_none());
+        assert_eq!(reports, vec![(1, "too few fields")]);
         assert_eq!(c.dummy_target(), crypt::DEFAULT_DUMMY_HASH);
+    }
+
+    #[test]
+    fn reports_carry_line_numbers() {
+        let shadow = b"# comment\n\nalice:h:1:2\nbob:h:::::::\r\n\
+            carol:h:x::::::\nalice:h:::::::\n";
+        let (found, reports) = shadow_scan(shadow, b"alice", &mut Costliest::default());
+        assert_eq!(found.unwrap().hash.as_bytes(), b"h");
+        assert_eq!(
+            reports,
+            vec![
+                (3, "too few fields"),
+                (4, "carriage return at the end (CRLF line ending)"),
+                (5, "bad number"),
+            ]
+        );
+        let mut long = vec![b'a'; LINE_MAX + 1];
+        long.extend_from_slice(b"\nalice:x:1:1\n");
+        let mut reports = Vec::new();
+        let found = scan_accounts(
+            &long[..],
+            b"alice",
+            false,
+            &mut Costliest::default(),
+            &mut |n, why| reports.push((n, why)),
+        )
+        .unwrap();
+        assert_eq!(found.unwrap().uid, 1);
+        assert_eq!(reports, vec![(1, "line too long")]);
     }
 
     #[test]
@@ -429,12 +663,19 @@ mod tests {
         let passwd = b"root:x:0:0:root:/root:/bin/bash\n\
             alice:x:1000:1001:Alice,,,:/home/alice:/bin/bash\n";
         let mut c = Costliest::default();
-        let e = scan_passwd(&passwd[..], b"alice", &mut c).unwrap().unwrap();
+        let mut none = |_: u64, why: &'static str| panic!("{why}");
+        let e = scan_accounts(&passwd[..], b"alice", false, &mut c, &mut none)
+            .unwrap()
+            .unwrap();
         assert_eq!(e.name, b"alice");
         assert_eq!(e.password.as_bytes(), b"x");
         assert_eq!((e.uid, e.gid), (1000, 1001));
         assert_eq!(e.home, PathBuf::from("/home/alice"));
-        assert!(scan_passwd(&passwd[..], b"alic", &mut c).unwrap().is_none());
+        assert!(
+            scan_accounts(&passwd[..], b"alic", false, &mut c, &mut none)
+                .unwrap()
+                .is_none()
+        );
     }
 
     #[test]

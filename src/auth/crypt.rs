@@ -8,12 +8,11 @@
 //! longer than the scheme uses, `rounds=05000`) therefore never verify.
 //!
 //! To add a scheme, write a module with `crypt` and `cost` functions of the same
-//! shape and add one line to `SCHEMES`. Schemes without a `$id$` prefix
-//! (traditional DES, BSDi `_`) would get an entry whose prefix is matched after
-//! all `$` schemes; [`scheme_id`] already names them for logs.
+//! shape and add an entry to `SCHEMES`. Entries are tried in order; the DES
+//! forms, which have no `$id$` prefix, come last and match by shape.
 
 use super::secret::Secret;
-use super::{md5crypt, shacrypt, yescrypt_mcf};
+use super::{bcrypt, descrypt, md5crypt, scrypt_mcf, shacrypt, yescrypt_mcf};
 use subtle::ConstantTimeEq;
 
 /// Result of checking a password against a stored hash.
@@ -26,9 +25,9 @@ pub enum Verdict {
     /// The hash uses a scheme not implemented here; carries [`scheme_id`].
     Unsupported(String),
     /// The scheme is known but the string cannot be used (bad parameters, cost
-    /// above our limits). Carries the scheme prefix and a fixed reason.
+    /// above our limits). Carries the scheme name and a fixed reason.
     Malformed {
-        /// The scheme prefix, e.g. `$y$`.
+        /// The scheme name, e.g. `$y$` or `BSDi DES`.
         scheme: &'static str,
         /// Why, e.g. "bad rounds=".
         reason: &'static str,
@@ -42,8 +41,10 @@ pub(crate) struct Malformed(pub(crate) &'static str);
 
 /// One supported scheme.
 struct Scheme {
-    /// The prefix that selects it, including both `$`.
-    prefix: &'static str,
+    /// A short log-safe name: the prefix with both `$`, or the DES form's name.
+    name: &'static str,
+    /// Whether a stored string belongs to this scheme.
+    matches: fn(&str) -> bool,
     /// crypt(3): the full output for the password with the stored string as setting.
     crypt: fn(&str, &[u8]) -> Result<Secret, Malformed>,
     /// Estimated cost of one verification, in nanoseconds on a current x86_64
@@ -51,27 +52,49 @@ struct Scheme {
     cost: fn(&str) -> Result<u64, Malformed>,
 }
 
+/// An entry for a `$id$` scheme.
+macro_rules! prefixed {
+    ($prefix:expr, $crypt:path, $cost:path) => {
+        Scheme {
+            name: $prefix,
+            matches: |h| h.starts_with($prefix),
+            crypt: $crypt,
+            cost: $cost,
+        }
+    };
+}
+
 /// The supported schemes. See the module comment for adding one.
 static SCHEMES: &[Scheme] = &[
+    prefixed!(
+        yescrypt_mcf::PREFIX,
+        yescrypt_mcf::crypt,
+        yescrypt_mcf::cost
+    ),
+    prefixed!(
+        yescrypt_mcf::PREFIX_GOST,
+        yescrypt_mcf::crypt_gost,
+        yescrypt_mcf::cost
+    ),
+    prefixed!(scrypt_mcf::PREFIX, scrypt_mcf::crypt, scrypt_mcf::cost),
+    prefixed!(shacrypt::PREFIX_512, shacrypt::crypt, shacrypt::cost),
+    prefixed!(shacrypt::PREFIX_256, shacrypt::crypt, shacrypt::cost),
+    prefixed!("$2b$", bcrypt::crypt, bcrypt::cost),
+    prefixed!("$2y$", bcrypt::crypt, bcrypt::cost),
+    prefixed!("$2a$", bcrypt::crypt, bcrypt::cost),
+    prefixed!("$2x$", bcrypt::crypt, bcrypt::cost),
+    prefixed!(md5crypt::PREFIX, md5crypt::crypt, md5crypt::cost),
     Scheme {
-        prefix: yescrypt_mcf::PREFIX,
-        crypt: yescrypt_mcf::crypt,
-        cost: yescrypt_mcf::cost,
+        name: "BSDi DES",
+        matches: descrypt::is_bsdi,
+        crypt: descrypt::crypt_bsdi,
+        cost: descrypt::cost_bsdi,
     },
     Scheme {
-        prefix: shacrypt::PREFIX_512,
-        crypt: shacrypt::crypt,
-        cost: shacrypt::cost,
-    },
-    Scheme {
-        prefix: shacrypt::PREFIX_256,
-        crypt: shacrypt::crypt,
-        cost: shacrypt::cost,
-    },
-    Scheme {
-        prefix: md5crypt::PREFIX,
-        crypt: md5crypt::crypt,
-        cost: md5crypt::cost,
+        name: "DES",
+        matches: descrypt::is_traditional,
+        crypt: descrypt::crypt_traditional,
+        cost: descrypt::cost_traditional,
     },
 ];
 
@@ -81,7 +104,7 @@ pub const DEFAULT_DUMMY_HASH: &str =
     "$y$j9T$FViHg2rb9HcV4HsLPjZoj.$jpu6aFZl.ozc2cgVnZlOKCgKtu5ncQnoObS59RdstU/";
 
 fn scheme_for(hash: &str) -> Option<&'static Scheme> {
-    SCHEMES.iter().find(|s| hash.starts_with(s.prefix))
+    SCHEMES.iter().find(|s| (s.matches)(hash))
 }
 
 /// Checks `password` against the stored crypt(3) string `hash`.
@@ -101,7 +124,7 @@ pub fn verify(hash: &str, password: &[u8]) -> Verdict {
             }
         }
         Err(Malformed(reason)) => Verdict::Malformed {
-            scheme: scheme.prefix,
+            scheme: scheme.name,
             reason,
         },
     }
@@ -165,15 +188,16 @@ mod tests {
     #[test]
     fn unsupported_schemes() {
         for (h, id) in [
-            (
-                "$2b$12$R9h/cIPz0gi.URNNX3kh2OPST9/PgBkqquzi.Ss7KIUgO2t0jWMUW",
-                "$2b$",
-            ),
-            ("$gy$j9T$salt$hash", "$gy$"),
-            ("$7$CU..../....salt$hash", "$7$"),
             ("$sha1$40000$salt$hash", "$sha1$"),
-            ("abJnggxhB/yWI", "DES"),
-            ("_J9..CCCCXBrJUJV154M", "BSDi DES"),
+            ("$md5,rounds=5000$salt$hash", "unknown"),
+            ("$md5$salt$$hash", "$md5$"),
+            ("$3$$8846f7eaee8fb117ad06bdd830b7586c", "$3$"),
+            (
+                "$2$05$IBIil4Xzy6pklLPPPW5k7.5veh0l/radjbhITqbiDSXmy88mRCpS2",
+                "$2$",
+            ),
+            ("abJnggxhB/yWIabJnggxhB/yWI", "unknown"),
+            ("abJnggxhB/yW", "unknown"),
             ("$", "unknown"),
             ("$$", "unknown"),
             ("$verylongid$x", "unknown"),
@@ -183,6 +207,50 @@ mod tests {
         ] {
             assert_eq!(verify(h, b"pw"), Verdict::Unsupported(id.to_owned()), "{h}");
             assert_eq!(cost(h), None);
+        }
+    }
+
+    #[test]
+    fn every_scheme_dispatches() {
+        for (h, pw) in [
+            (
+                "$y$j7T$YDYRbXk5OkyH0S4Qs1AXQ/$hF1IQV2ZXYOUIxzKXmztw3V7NsXSWArCKqK.en1cbh3",
+                "r",
+            ),
+            (
+                "$gy$j7T$7El1dCGwNjVr20FeO/wy0/$fhDl48kdbWJHImz2BbPiGCoEc6fCd8.s4r87wSLgqc2",
+                "x",
+            ),
+            (
+                "$7$BU..../..../74zyO7OcMotxuUEaZbbt/$eeBjuK3sgS/mTvtjdHHZrLACKmf1n2Ro9Rs.Y/sBKJC",
+                "r",
+            ),
+            (
+                "$5$rounds=1000$YTmVyfANX5QHwi7E$a3qD1..yU0RCPq1ItOzhsSQHwPRUK6LjosmT/t1cyW0",
+                "x",
+            ),
+            (
+                "$2b$05$IBIil4Xzy6pklLPPPW5k7.5veh0l/radjbhITqbiDSXmy88mRCpS2",
+                "r",
+            ),
+            (
+                "$2y$05$IBIil4Xzy6pklLPPPW5k7.5veh0l/radjbhITqbiDSXmy88mRCpS2",
+                "r",
+            ),
+            (
+                "$2a$05$0aGTb4eougHvCk5ghDvoTu63n4a.J.9ScIzyOR9zT8Ot60BhWLBPG",
+                "r",
+            ),
+            (
+                "$1$Vf9g0DIu$H9qwNuhmZ4/FeuHVlp7ji1",
+                "correct horse battery",
+            ),
+            ("t3mdCwqYmKCFk", "r"),
+            ("_J9..VErOm7vitUhNd36", "r"),
+        ] {
+            assert_eq!(verify(h, pw.as_bytes()), Verdict::Match, "{h}");
+            assert_eq!(verify(h, b"R"), Verdict::Mismatch, "{h}");
+            assert!(cost(h).is_some(), "{h}");
         }
     }
 
@@ -199,6 +267,23 @@ mod tests {
             verify("$y$jZT$abcd$hash", b"pw"),
             Verdict::Malformed { scheme: "$y$", .. }
         ));
+        assert_eq!(
+            verify(
+                "$2b$25$IBIil4Xzy6pklLPPPW5k7.5veh0l/radjbhITqbiDSXmy88mRCpS2",
+                b"pw"
+            ),
+            Verdict::Malformed {
+                scheme: "$2b$",
+                reason: "cost above limit"
+            }
+        );
+        assert_eq!(
+            verify("_....VErOm7vitUhNd36", b"pw"),
+            Verdict::Malformed {
+                scheme: "BSDi DES",
+                reason: "bad count"
+            }
+        );
     }
 
     #[test]

@@ -1,11 +1,16 @@
-//! yescrypt (`$y$`) strings as libxcrypt writes them: parsing, resource limits
-//! and output encoding here, the key derivation from the `yescrypt` crate's
-//! low-level `yescrypt()` function (its `password-hash` feature is not needed).
+//! yescrypt (`$y$`) and gost-yescrypt (`$gy$`) strings as libxcrypt writes
+//! them: parsing, resource limits and output encoding here, the key derivation
+//! in the in-tree `pop3d-yescrypt` package (`src/auth/yescrypt/`).
 //!
 //! String: `$y$` PARAMS `$` SALT `$` HASH. PARAMS is yescrypt's compact encoding
 //! of flavor, log2(N), r and optional p, t, g, NROM; SALT is crypt base64 of the
 //! raw salt (little-endian groups, decoded strictly); HASH is 32 bytes, 43
 //! characters. The output repeats the setting verbatim up to the last `$`.
+//!
+//! gost-yescrypt (libxcrypt's `$gy$`) has the same PARAMS and SALT. Its HASH is
+//! the yescrypt output Y passed through two HMACs with Streebog-256 (GOST R
+//! 34.11-2012): K = HMAC(Streebog-256(password), "$gy$PARAMS$SALT"), then
+//! HASH = HMAC(K, Y), encoded like yescrypt's.
 //!
 //! Limits (ours, above anything libxcrypt generates: its highest cost is
 //! N = 2^18, r = 32, 1 GiB): at most 1 GiB of memory (128·r·N bytes), p ≤ 16,
@@ -15,9 +20,12 @@
 use super::b64;
 use super::crypt::Malformed;
 use super::secret::{Secret, wipe};
+use pop3d_yescrypt::{Flavor, Params};
 
 /// The scheme prefix.
 pub(crate) const PREFIX: &str = "$y$";
+/// The gost-yescrypt prefix.
+pub(crate) const PREFIX_GOST: &str = "$gy$";
 /// Raw output length.
 const HASH_LEN: usize = 32;
 /// Longest decoded salt (libxcrypt's buffer size).
@@ -120,9 +128,10 @@ struct Parts<'a> {
     cost: Cost,
 }
 
-fn split(setting: &str) -> Result<Parts<'_>, Malformed> {
+/// Splits a setting with the given prefix.
+fn split<'a>(prefix: &str, setting: &'a str) -> Result<Parts<'a>, Malformed> {
     let rest = setting
-        .strip_prefix(PREFIX)
+        .strip_prefix(prefix)
         .ok_or(Malformed("not yescrypt"))?;
     let (params, after) = rest.split_once('$').ok_or(Malformed("no salt"))?;
     let salt = after.rsplit_once('$').map_or(after, |(salt, _)| salt);
@@ -130,18 +139,22 @@ fn split(setting: &str) -> Result<Parts<'_>, Malformed> {
     Ok(Parts { params, salt, cost })
 }
 
-/// crypt(3) for `$y$`: the full output string for `password` under `setting`.
-pub(crate) fn crypt(setting: &str, password: &[u8]) -> Result<Secret, Malformed> {
-    let parts = split(setting)?;
-    let params: yescrypt::Params = parts
-        .params
-        .parse()
-        .map_err(|_| Malformed("bad parameters"))?;
-    // Our reading of PARAMS and the crate's must agree.
+/// The raw 32-byte yescrypt output for `password` under the parsed setting.
+fn derive(parts: &Parts<'_>, password: &[u8]) -> Result<[u8; HASH_LEN], Malformed> {
     let c = &parts.cost;
-    if params.n() != 1u64 << c.n_log2 || params.r() != c.r || params.p() != c.p {
-        return Err(Malformed("bad parameters"));
-    }
+    let flavor = match c.flavor {
+        0 => Flavor::Classic,
+        1 => Flavor::Worm,
+        FLAVOR_RW => Flavor::Rw,
+        _ => return Err(Malformed("unsupported flavor")),
+    };
+    let params = Params {
+        flavor,
+        n: 1 << c.n_log2,
+        r: c.r,
+        p: c.p,
+        t: c.t,
+    };
 
     let mut salt = Vec::with_capacity(SALT_MAX + 3);
     b64::decode_le(parts.salt.as_bytes(), &mut salt).ok_or(Malformed("bad salt"))?;
@@ -150,28 +163,68 @@ pub(crate) fn crypt(setting: &str, password: &[u8]) -> Result<Secret, Malformed>
     }
 
     let mut hash = [0u8; HASH_LEN];
-    let derived = yescrypt::yescrypt(password, &salt, &params, &mut hash);
-    if derived.is_err() {
-        return Err(Malformed("bad parameters"));
-    }
+    pop3d_yescrypt::derive(password, &salt, &params, &mut hash)
+        .map_err(|_| Malformed("bad parameters"))?;
+    Ok(hash)
+}
 
+/// The output string: `prefix` PARAMS `$` SALT `$` and `hash` encoded.
+fn output(prefix: &str, parts: &Parts<'_>, hash: &[u8; HASH_LEN]) -> Secret {
     let mut out =
-        Secret::with_capacity(PREFIX.len() + parts.params.len() + parts.salt.len() + 2 + 43);
+        Secret::with_capacity(prefix.len() + parts.params.len() + parts.salt.len() + 2 + 43);
     let v = out.vec();
-    v.extend_from_slice(PREFIX.as_bytes());
+    v.extend_from_slice(prefix.as_bytes());
     v.extend_from_slice(parts.params.as_bytes());
     v.push(b'$');
     v.extend_from_slice(parts.salt.as_bytes());
     v.push(b'$');
-    b64::push_le(v, &hash);
+    b64::push_le(v, hash);
+    out
+}
+
+/// crypt(3) for `$y$`: the full output string for `password` under `setting`.
+pub(crate) fn crypt(setting: &str, password: &[u8]) -> Result<Secret, Malformed> {
+    let parts = split(PREFIX, setting)?;
+    let mut hash = derive(&parts, password)?;
+    let out = output(PREFIX, &parts, &hash);
     wipe(&mut hash);
+    Ok(out)
+}
+
+/// crypt(3) for `$gy$`: the full output string for `password` under `setting`.
+pub(crate) fn crypt_gost(setting: &str, password: &[u8]) -> Result<Secret, Malformed> {
+    use hmac::{KeyInit, Mac};
+    use streebog::{Digest, Streebog256};
+    type HmacStreebog = hmac::Hmac<Streebog256>;
+
+    let parts = split(PREFIX_GOST, setting)?;
+    let mut y = derive(&parts, password)?;
+    let mut pw_hash: [u8; 32] = Streebog256::digest(password).into();
+    let mut inner = HmacStreebog::new_from_slice(&pw_hash).map_err(|_| Malformed("hmac"))?;
+    inner.update(PREFIX_GOST.as_bytes());
+    inner.update(parts.params.as_bytes());
+    inner.update(b"$");
+    inner.update(parts.salt.as_bytes());
+    let mut key: [u8; 32] = inner.finalize().into_bytes().into();
+    let mut outer = HmacStreebog::new_from_slice(&key).map_err(|_| Malformed("hmac"))?;
+    outer.update(&y);
+    let mut hash: [u8; HASH_LEN] = outer.finalize().into_bytes().into();
+    let out = output(PREFIX_GOST, &parts, &hash);
+    for buf in [&mut y, &mut pw_hash, &mut key, &mut hash] {
+        wipe(buf);
+    }
     Ok(out)
 }
 
 /// Estimated verification cost in nanoseconds: proportional to r·N, times
 /// (1 + t), times p for the flavors that run p full passes.
 pub(crate) fn cost(setting: &str) -> Result<u64, Malformed> {
-    let c = split(setting)?.cost;
+    let prefix = if setting.starts_with(PREFIX_GOST) {
+        PREFIX_GOST
+    } else {
+        PREFIX
+    };
+    let c = split(prefix, setting)?.cost;
     let mut units = (u64::from(c.r) << c.n_log2) * u64::from(1 + c.t);
     if c.flavor != FLAVOR_RW {
         units *= u64::from(c.p);
@@ -247,6 +300,89 @@ mod tests {
             out("$y$j9T$F5Jx5fExrKuPp53xLKQ..1$", b"r"),
             "$y$j9T$F5Jx5fExrKuPp53xLKQ..1$mLPIoBjnvkNl5e43gQCktSQpLWa.3M.vyTDA6ag3AbD"
         );
+    }
+
+    #[test]
+    fn other_flavors_and_parameters_match_libxcrypt() {
+        // Settings with p, t and the classic and write-once flavors, written
+        // by hand and hashed by Debian 12's libxcrypt (Python's crypt module).
+        let pw = "pässwörd ✓ 日本".as_bytes();
+        for h in [
+            // read-write, p = 2 / t = 1 / p = 3, t = 2 / p = 4, t = 3 / t = 1
+            "$y$j75..$k2XAnEHBqQ1Ct2aMXFKNa/$qR7aenAW8rf5l5OwAHdfxQz67JSb.JGTCATkwqtFXFB",
+            "$y$j75/.$k2XAnEHBqQ1Ct2aMXFKNa/$TaoG.GGL2goyCrum6P/B7jr17u0qA/AuPYvrZx/qQp3",
+            "$y$j610//$k2XAnEHBqQ1Ct2aMXFKNa/$BxP40D8IazbvSoY.gb28rKVg3PlFoBx0QF4pzMMMr3/",
+            "$y$j5D000$k2XAnEHBqQ1Ct2aMXFKNa/$1iF5ks1iA17q7rOL/n51F86Qw9CLm/.lYrm0/mdqBv2",
+            "$y$j8T/.$k2XAnEHBqQ1Ct2aMXFKNa/$goJtRoCxmgErCEcJ.4Ee9Zk7.TkrBHbvA0.oCHJ/uk2",
+            // p = 2 at N = 2^12, r = 32; with pre-hashing at p = 2 and at t = 2
+            "$y$j9T..$k2XAnEHBqQ1Ct2aMXFKNa/$OVTDXBkyKgxlyIt1gY3RAv2uATv79SWfcjUqp9apQWA",
+            "$y$jAT..$k2XAnEHBqQ1Ct2aMXFKNa/$OSFIOdSUSEOK7aUOvqshnJHaRXdG.bLbJ7pyQoVp5L8",
+            "$y$j9T//$k2XAnEHBqQ1Ct2aMXFKNa/$Tk6tJq9GK8ULxdy8FIpufqEISch5WERLQoW4LXCoefA",
+            // classic scrypt and write-once-read-many flavors
+            "$y$.75$k2XAnEHBqQ1Ct2aMXFKNa/$aUd2TPkv3uieAks5HnGL9c3/GGq8iQ3JEElgXn5oivB",
+            "$y$.61..$k2XAnEHBqQ1Ct2aMXFKNa/$HCIGzxruTvJDJPc552Mf6JTKuc9JhVB9QS6BE6dKq07",
+            "$y$/75$k2XAnEHBqQ1Ct2aMXFKNa/$6IPHJ3qyAly6JI0JvToD4s5I5T1hg04StsjkiUf8L7.",
+            "$y$/610..$k2XAnEHBqQ1Ct2aMXFKNa/$hA8KTKnEEbLoLeMMhYFoLzPDZHHXqavHETUzoXOix.6",
+        ] {
+            assert_eq!(out(h, pw), h);
+        }
+    }
+
+    #[test]
+    fn core_matches_the_yescrypt_crate() {
+        // The in-tree derivation against the RustCrypto `yescrypt` crate (a
+        // port of the reference code) over many parameter sets.
+        use yescrypt::Mode;
+        let salt = b"salt for a comparison";
+        for (n_log2, r, p, t) in [
+            (1, 1, 1, 0),
+            (4, 1, 1, 0),
+            (5, 2, 1, 1),
+            (6, 8, 2, 0),
+            (8, 4, 3, 1),
+            (7, 1, 4, 2),
+            (10, 8, 1, 3),
+            (9, 16, 2, 0),
+            (8, 512, 1, 0),
+            (10, 128, 1, 1),
+        ] {
+            for (flavor, mode) in [
+                (Flavor::Rw, Mode::Rw),
+                (Flavor::Worm, Mode::Worm),
+                (Flavor::Classic, Mode::Classic),
+            ] {
+                let n = 1u64 << n_log2;
+                if flavor == Flavor::Rw && n / u64::from(p) <= 1 {
+                    continue;
+                }
+                let t = if flavor == Flavor::Classic { 0 } else { t };
+                for pw in [&b""[..], b"x", "pässwörd ✓ 日本".as_bytes()] {
+                    let params = Params { flavor, n, r, p, t };
+                    let mut ours = [0u8; 32];
+                    pop3d_yescrypt::derive(pw, salt, &params, &mut ours).unwrap();
+                    let theirs_params =
+                        yescrypt::Params::new_with_all_params(mode, n, r, p, t, 0).unwrap();
+                    let mut theirs = [0u8; 32];
+                    yescrypt::yescrypt(pw, salt, &theirs_params, &mut theirs).unwrap();
+                    assert_eq!(ours, theirs, "{flavor:?} N=2^{n_log2} r={r} p={p} t={t}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn gost_vectors() {
+        // Debian 12 mkpasswd -m gost-yescrypt.
+        let h = "$gy$j9T$jU/IrM6XfbJpWVY4hTzUC0$BEu0pmFUhmth1A.7dVk0CELxK5I9/fY0zIF19NpC2U4";
+        let got = crypt_gost(h, b"r").unwrap();
+        assert_eq!(got.as_bytes(), h.as_bytes());
+        // The same salt and password under $y$ give a different hash.
+        let y = format!("$y${}", &h[4..]);
+        assert_ne!(
+            &crypt(&y, b"r").unwrap().as_bytes()[3..],
+            &got.as_bytes()[4..]
+        );
+        assert_eq!(cost(h), cost(&y));
     }
 
     #[test]

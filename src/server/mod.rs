@@ -139,6 +139,7 @@ pub fn run(cfg: Config) -> Result<(), String> {
     let settings = AuthSettings {
         passwd: cfg.passwd.clone(),
         shadow: cfg.shadow.clone(),
+        users: cfg.users.clone(),
         only_uid: if root { None } else { Some(process::uid()) },
     };
     crate::auth::check_files(&settings)?;
