@@ -70,15 +70,15 @@ test: deps test-host test-cross lint
 
 ## test-host / test-cross / lint: the parts of make test
 test-host:
-	$(CARGO) test --target $(TARGET)
+	$(CARGO) test --workspace --target $(TARGET)
 
 # Under qemu-aarch64-static: the runner in .cargo/config.toml.
 test-cross:
 	$(CARGO) test --target $(CROSS_TARGET) $(CROSS_TEST_ARGS)
 
 lint:
-	$(CARGO) fmt --check
-	$(CARGO) clippy --all-targets -- -D warnings
+	$(CARGO) fmt --all --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
 ## image: stage target/image/{Dockerfile,pop3d}; build it with docker where an engine runs
 image: build

@@ -23,117 +23,34 @@ use std::collections::HashMap;
 use std::fs;
 use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
 use std::net::{Ipv4Addr, SocketAddrV4, TcpStream};
-use std::os::fd::FromRawFd;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-/// Hand-written bindings for the few socket calls std does not offer
-/// (binding a client socket to a source address before connecting).
-mod ffi {
+/// Client sockets bound to a chosen source address before connecting, which
+/// std does not offer (socket2 does, without unsafe code here).
+mod net {
     use std::io;
-    use std::net::{Ipv4Addr, SocketAddrV4};
+    use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpStream};
 
-    const AF_INET: i32 = 2;
-    const SOCK_STREAM: i32 = 1;
-    const SOCK_CLOEXEC: i32 = 0o2000000;
-    const SOL_SOCKET: i32 = 1;
-    const SO_SNDTIMEO: i32 = 21;
-    const IPPROTO_IP: i32 = 0;
-    const IP_BIND_ADDRESS_NO_PORT: i32 = 24;
-
-    #[repr(C)]
-    pub struct SockaddrIn {
-        family: u16,
-        port: u16,
-        addr: u32,
-        zero: [u8; 8],
-    }
-
-    #[repr(C)]
-    struct Timeval {
-        sec: i64,
-        usec: i64,
-    }
-
-    unsafe extern "C" {
-        fn socket(domain: i32, ty: i32, proto: i32) -> i32;
-        fn bind(fd: i32, addr: *const SockaddrIn, len: u32) -> i32;
-        fn connect(fd: i32, addr: *const SockaddrIn, len: u32) -> i32;
-        fn setsockopt(fd: i32, level: i32, name: i32, val: *const u8, len: u32) -> i32;
-        fn close(fd: i32) -> i32;
-    }
-
-    fn sa(ip: Ipv4Addr, port: u16) -> SockaddrIn {
-        SockaddrIn {
-            family: AF_INET as u16,
-            port: port.to_be(),
-            addr: u32::from_ne_bytes(ip.octets()),
-            zero: [0; 8],
-        }
-    }
-
-    fn check(rc: i32, fd: i32) -> io::Result<()> {
-        if rc < 0 {
-            let e = io::Error::last_os_error();
-            // SAFETY: fd is a socket this module opened and nobody else owns.
-            unsafe { close(fd) };
-            return Err(e);
-        }
-        Ok(())
-    }
+    use socket2::{Domain, Socket, Type};
 
     /// A connected TCP socket, optionally bound to `src` first; the connect
-    /// gives up after `timeout`. Returns the raw fd (the caller owns it).
+    /// gives up after `timeout`.
     pub fn connect_from(
         src: Option<Ipv4Addr>,
         dst: SocketAddrV4,
         timeout: std::time::Duration,
-    ) -> io::Result<i32> {
-        // SAFETY: plain syscalls on an fd we own, with correctly sized arguments.
-        unsafe {
-            let fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-            if fd < 0 {
-                return Err(io::Error::last_os_error());
-            }
-            let tv = Timeval {
-                sec: timeout.as_secs() as i64,
-                usec: timeout.subsec_micros() as i64,
-            };
-            check(
-                setsockopt(
-                    fd,
-                    SOL_SOCKET,
-                    SO_SNDTIMEO,
-                    &tv as *const Timeval as *const u8,
-                    std::mem::size_of::<Timeval>() as u32,
-                ),
-                fd,
-            )?;
-            if let Some(ip) = src {
-                let one: i32 = 1;
-                check(
-                    setsockopt(
-                        fd,
-                        IPPROTO_IP,
-                        IP_BIND_ADDRESS_NO_PORT,
-                        &one as *const i32 as *const u8,
-                        4,
-                    ),
-                    fd,
-                )?;
-                let a = sa(ip, 0);
-                check(bind(fd, &a, std::mem::size_of::<SockaddrIn>() as u32), fd)?;
-            }
-            let d = sa(*dst.ip(), dst.port());
-            check(
-                connect(fd, &d, std::mem::size_of::<SockaddrIn>() as u32),
-                fd,
-            )?;
-            Ok(fd)
+    ) -> io::Result<TcpStream> {
+        let s = Socket::new(Domain::IPV4, Type::STREAM, None)?;
+        s.set_write_timeout(Some(timeout))?;
+        if let Some(ip) = src {
+            s.bind(&SocketAddr::from((ip, 0)).into())?;
         }
+        s.connect_timeout(&SocketAddr::V4(dst).into(), timeout)?;
+        Ok(s.into())
     }
 }
 
@@ -285,9 +202,7 @@ const IO_TIMEOUT: Duration = Duration::from_secs(30);
 
 impl Client {
     fn connect(dst: SocketAddrV4, src: Option<Ipv4Addr>) -> Result<Client, Fail> {
-        let fd = ffi::connect_from(src, dst, IO_TIMEOUT).map_err(|_| Fail::Connect)?;
-        // SAFETY: fd is a connected socket that nothing else owns.
-        let s = unsafe { TcpStream::from_raw_fd(fd) };
+        let s = net::connect_from(src, dst, IO_TIMEOUT).map_err(|_| Fail::Connect)?;
         s.set_nodelay(true).map_err(|e| Fail::from_io(&e))?;
         s.set_read_timeout(Some(IO_TIMEOUT))
             .map_err(|e| Fail::from_io(&e))?;
