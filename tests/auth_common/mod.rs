@@ -7,7 +7,6 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, TcpStream};
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -23,13 +22,16 @@ const START_TIMEOUT: Duration = Duration::from_secs(60);
 /// Read timeout on client sockets.
 const READ_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// The effective uid of this process (the owner of a file it creates).
+/// The effective uid of this process (the owner of a file it creates), from
+/// the second field of the `Uid:` line of /proc/self/status.
 pub fn own_uid() -> u32 {
-    let probe = std::env::temp_dir().join(format!("pop3d-uid-probe-{}", std::process::id()));
-    std::fs::write(&probe, b"").unwrap();
-    let uid = std::fs::metadata(&probe).unwrap().uid();
-    let _ = std::fs::remove_file(&probe);
-    uid
+    let status = std::fs::read_to_string("/proc/self/status").expect("read /proc/self/status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))
+        .and_then(|ids| ids.split_whitespace().nth(1))
+        .and_then(|euid| euid.parse().ok())
+        .expect("an effective uid in /proc/self/status")
 }
 
 /// A temporary directory with a spool, removed on drop.
