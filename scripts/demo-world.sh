@@ -12,7 +12,8 @@
 # user whose uid equals its own. So:
 #   not root -> demo has your uid/gid (id -u / id -g), files are yours;
 #   root     -> demo is 65534:65534 (nobody/nogroup), the mailbox is chowned to
-#               it (0600) and the spool dir is 0755, so the user can reach it.
+#               it (0600) and so is the spool dir (0755): pop3d makes its dot-lock,
+#               expunge journal and UIDL record there as the mail user.
 set -euo pipefail
 
 repo_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -193,7 +194,7 @@ Lunch at noon?
 MBOX
 chmod 0600 "$tmp"
 if [ "$(id -u)" -eq 0 ]; then
-    chown "$uid:$gid" "$tmp"
+    chown "$uid:$gid" "$tmp" "$spool"
 fi
 mv -f "$tmp" "$spool/demo"
 

@@ -149,3 +149,58 @@ fn root_inetd_session_runs_as_the_user() {
     let status = server.wait_exit(REPLY_TIMEOUT);
     assert!(status.success(), "inetd-mode pop3d exited with {status}");
 }
+
+/// A Debian-style spool (root:mail 2775, mailboxes user:mail 0660): the mail
+/// user may not create files there by itself; the daemon keeps the spool's
+/// group so that its dot-lock, expunge journal and UIDL record can be made,
+/// exactly as setgid-mail delivery agents do. DELE + QUIT works, in daemon
+/// and in inetd mode, and nothing but the UIDL record is left behind.
+#[test]
+fn debian_style_spool_allows_locks_and_expunge() {
+    if !require_root("debian_style_spool_allows_locks_and_expunge") {
+        return;
+    }
+    const MAIL_GID: u32 = 4343;
+    for inetd in [false, true] {
+        let mut w = World::new();
+        let u = w.user("alice", "alice-pw");
+        let mbox = simple_mbox(3);
+        let path = w.write_mailbox(&u, &mbox.bytes());
+        std::os::unix::fs::chown(&path, Some(u.uid), Some(MAIL_GID)).unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o660)).unwrap();
+        std::os::unix::fs::chown(&w.spool, Some(0), Some(MAIL_GID)).unwrap();
+        fs::set_permissions(&w.spool, fs::Permissions::from_mode(0o2775)).unwrap();
+
+        let quit = |pop: &mut Pop3| {
+            pop.login(&u.name, &u.pass);
+            pop.ok("DELE 2");
+            let r = pop.cmd("QUIT");
+            assert!(r.starts_with("+OK"), "QUIT (inetd: {inetd}): {r}");
+        };
+        if inetd {
+            let (mut server, mut pop) = w.inetd(&[]);
+            pop.greeting();
+            quit(&mut pop);
+            server.wait_exit(REPLY_TIMEOUT);
+        } else {
+            let d = w.daemon(&[]);
+            let mut pop = d.connect();
+            quit(&mut pop);
+        }
+        assert_bytes_eq(
+            &fs::read(&path).unwrap(),
+            &mbox.bytes_without(&[2]),
+            "mailbox after expunge",
+        );
+        let mut names: Vec<String> = fs::read_dir(&w.spool)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert_eq!(
+            names,
+            [".alice.pop3d-uids", "alice"],
+            "spool (inetd: {inetd})"
+        );
+    }
+}
