@@ -31,6 +31,19 @@ fn timings() {
     // Old enough that the index can be trusted without reading.
     std::thread::sleep(Duration::from_millis(1100));
     let mut cache = IndexCache::default();
+    // MBOX_BENCH_COLD=N: only N cold opens (for profiling the scanner).
+    if let Some(n) = std::env::var("MBOX_BENCH_COLD")
+        .ok()
+        .and_then(|v| v.parse::<u32>().ok())
+    {
+        let t = Instant::now();
+        for _ in 0..n {
+            Mailbox::open(&path, &limits).unwrap();
+        }
+        eprintln!("cold open: {:?}", t.elapsed() / n.max(1));
+        fs::remove_file(&path).unwrap();
+        return;
+    }
     let t = Instant::now();
     let mb = Mailbox::open_cached(&path, &limits, &mut cache).unwrap();
     let cold = t.elapsed();

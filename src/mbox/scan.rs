@@ -138,13 +138,25 @@ pub fn find_byte(hay: &[u8], needle: u8) -> Option<usize> {
 
 /// A fast streaming 64-bit hash of message data (for telling messages
 /// apart and noticing edits; not cryptographic). The same bytes give the
-/// same value however they are cut into pieces.
-#[derive(Clone, Debug, Default)]
+/// same value however they are cut into pieces. Four independent lanes over
+/// 32-byte blocks keep the multiplier busy.
+#[derive(Clone, Debug)]
 pub struct DataSum {
-    h: u64,
-    carry: [u8; 8],
+    h: [u64; 4],
+    carry: [u8; 32],
     carried: usize,
     len: u64,
+}
+
+impl Default for DataSum {
+    fn default() -> Self {
+        DataSum {
+            h: [1, 2, 3, 4],
+            carry: [0; 32],
+            carried: 0,
+            len: 0,
+        }
+    }
 }
 
 impl DataSum {
@@ -154,39 +166,53 @@ impl DataSum {
         (h ^ w).wrapping_mul(Self::K).rotate_left(29)
     }
 
+    fn word(b: &[u8]) -> u64 {
+        u64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]])
+    }
+
+    fn block(h: &mut [u64; 4], b: &[u8]) {
+        h[0] = Self::mix(h[0], Self::word(&b[0..8]));
+        h[1] = Self::mix(h[1], Self::word(&b[8..16]));
+        h[2] = Self::mix(h[2], Self::word(&b[16..24]));
+        h[3] = Self::mix(h[3], Self::word(&b[24..32]));
+    }
+
     /// Adds bytes.
     pub fn update(&mut self, mut bytes: &[u8]) {
         self.len += bytes.len() as u64;
         if self.carried > 0 {
-            let take = (8 - self.carried).min(bytes.len());
+            let take = (32 - self.carried).min(bytes.len());
             self.carry[self.carried..self.carried + take].copy_from_slice(&bytes[..take]);
             self.carried += take;
             bytes = &bytes[take..];
-            if self.carried < 8 {
+            if self.carried < 32 {
                 return;
             }
-            self.h = Self::mix(self.h, u64::from_le_bytes(self.carry));
+            let carry = self.carry;
+            Self::block(&mut self.h, &carry);
             self.carried = 0;
         }
-        let mut words = bytes.chunks_exact(8);
+        let mut blocks = bytes.chunks_exact(32);
         let mut h = self.h;
-        for w in &mut words {
-            h = Self::mix(
-                h,
-                u64::from_le_bytes([w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7]]),
-            );
+        for b in &mut blocks {
+            Self::block(&mut h, b);
         }
         self.h = h;
-        let rest = words.remainder();
+        let rest = blocks.remainder();
         self.carry[..rest.len()].copy_from_slice(rest);
         self.carried = rest.len();
     }
 
-    /// The hash (murmur3's finaliser over the state, the tail and the length).
+    /// The hash (murmur3's finaliser over the lanes, the tail and the length).
     pub fn finish(&self) -> u64 {
-        let mut tail = [0u8; 8];
+        let mut tail = [0u8; 32];
         tail[..self.carried].copy_from_slice(&self.carry[..self.carried]);
-        let mut x = Self::mix(self.h, u64::from_le_bytes(tail)) ^ self.len;
+        let mut h = self.h;
+        Self::block(&mut h, &tail);
+        let mut x = self.len;
+        for lane in h {
+            x = Self::mix(x, lane);
+        }
         x ^= x >> 33;
         x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
         x ^= x >> 33;
@@ -259,7 +285,8 @@ impl fmt::Display for ScanError {
 /// Bytes at the start of `chunk` (which starts a line that follows a
 /// non-empty line) that are complete lines, none of them empty: up to the
 /// start of the first empty line, or the end of the last complete line.
-fn body_run(chunk: &[u8]) -> usize {
+/// Also how many of those lines end in LF and in CR LF.
+fn body_run(chunk: &[u8]) -> (usize, usize, usize) {
     let starts_empty = |s: usize| match chunk.get(s) {
         Some(b'\n') => Some(true),
         Some(b'\r') => chunk.get(s + 1).map(|&b| b == b'\n'),
@@ -267,20 +294,22 @@ fn body_run(chunk: &[u8]) -> usize {
         None => None,
     };
     if starts_empty(0) != Some(false) {
-        return 0;
+        return (0, 0, 0);
     }
-    let mut from = 0;
-    let mut done = 0;
+    let (mut from, mut done, mut lfs, mut crlfs) = (0, 0, 0, 0);
     while let Some(p) = find_byte(&chunk[from..], b'\n') {
-        let next = from + p + 1;
-        done = next;
-        match starts_empty(next) {
-            Some(false) => from = next,
+        let lf = from + p;
+        lfs += 1;
+        // A line's first byte is never its LF here: lines are not empty.
+        crlfs += usize::from(chunk[lf - 1] == b'\r');
+        done = lf + 1;
+        match starts_empty(done) {
+            Some(false) => from = done,
             // An empty line, or a line whose kind the chunk cannot tell.
             _ => break,
         }
     }
-    done
+    (done, lfs, crlfs)
 }
 
 /// What kind of line the scanner is in.
@@ -427,9 +456,9 @@ impl<S: Sink> Scanner<S> {
             {
                 // In a body, after a non-empty line: everything up to the
                 // next empty line is plain data (no From_ line can split).
-                let n = body_run(chunk);
+                let (n, lfs, crlfs) = body_run(chunk);
                 if n > 0 {
-                    self.consume_run(&chunk[..n]);
+                    self.consume_run(&chunk[..n], lfs, crlfs);
                     self.pos += n as u64;
                     self.line_start = self.pos;
                     chunk = &chunk[n..];
@@ -610,16 +639,11 @@ impl<S: Sink> Scanner<S> {
         self.line_start = self.pos;
     }
 
-    /// Adds whole non-empty data lines (see [`body_run`]).
-    fn consume_run(&mut self, bytes: &[u8]) {
+    /// Adds whole non-empty data lines (see [`body_run`]), `lfs` of them,
+    /// `crlfs` of which end in CR LF.
+    fn consume_run(&mut self, bytes: &[u8], lfs: usize, crlfs: usize) {
         debug_assert!(bytes.ends_with(b"\n") && !self.selected);
         self.data_sum.update(bytes);
-        let lfs = bytes.iter().filter(|&&b| b == b'\n').count();
-        let crlfs = if bytes.contains(&b'\r') {
-            bytes.windows(2).filter(|w| w == b"\r\n").count()
-        } else {
-            0
-        };
         self.data_len += bytes.len() as u64;
         self.size += (bytes.len() + lfs - crlfs) as u64;
         self.prev_cr = false;
