@@ -287,7 +287,7 @@ impl Mailbox {
             })
         };
         match result {
-            // Confirmed (as far as the check goes): once the stamp is a second
+            // Confirmed (as far as the check goes): once the stamp is a tick
             // older than this moment, the next checks need not read anything.
             Ok(()) => {
                 self.stamp = now;
