@@ -138,13 +138,18 @@ pub fn find_byte(hay: &[u8], needle: u8) -> Option<usize> {
 
 /// A fast streaming 64-bit hash of message data (for telling messages
 /// apart and noticing edits; not cryptographic). The same bytes give the
-/// same value however they are cut into pieces. Four independent lanes over
-/// 32-byte blocks keep the multiplier busy.
+/// same value however they are cut into pieces: word `k` of the data (8
+/// bytes, little-endian) goes into lane `k % 4`, four independent chains
+/// that keep the multiplier busy. A partial word is kept as an integer, so
+/// small updates (header lines) copy no memory.
 #[derive(Clone, Debug)]
 pub struct DataSum {
     h: [u64; 4],
-    carry: [u8; 32],
-    carried: usize,
+    /// Lane of the next whole word.
+    lane: usize,
+    /// Bytes of the next word seen so far, and how many.
+    part: u64,
+    parts: u32,
     len: u64,
 }
 
@@ -152,8 +157,9 @@ impl Default for DataSum {
     fn default() -> Self {
         DataSum {
             h: [1, 2, 3, 4],
-            carry: [0; 32],
-            carried: 0,
+            lane: 0,
+            part: 0,
+            parts: 0,
             len: 0,
         }
     }
@@ -170,47 +176,59 @@ impl DataSum {
         u64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]])
     }
 
-    fn block(h: &mut [u64; 4], b: &[u8]) {
-        h[0] = Self::mix(h[0], Self::word(&b[0..8]));
-        h[1] = Self::mix(h[1], Self::word(&b[8..16]));
-        h[2] = Self::mix(h[2], Self::word(&b[16..24]));
-        h[3] = Self::mix(h[3], Self::word(&b[24..32]));
+    fn absorb(&mut self, w: u64) {
+        self.h[self.lane] = Self::mix(self.h[self.lane], w);
+        self.lane = (self.lane + 1) & 3;
     }
 
     /// Adds bytes.
     pub fn update(&mut self, mut bytes: &[u8]) {
         self.len += bytes.len() as u64;
-        if self.carried > 0 {
-            let take = (32 - self.carried).min(bytes.len());
-            self.carry[self.carried..self.carried + take].copy_from_slice(&bytes[..take]);
-            self.carried += take;
-            bytes = &bytes[take..];
-            if self.carried < 32 {
+        while self.parts > 0 {
+            let Some((&b, rest)) = bytes.split_first() else {
                 return;
+            };
+            self.part |= u64::from(b) << (8 * self.parts);
+            self.parts += 1;
+            bytes = rest;
+            if self.parts == 8 {
+                let w = self.part;
+                self.part = 0;
+                self.parts = 0;
+                self.absorb(w);
             }
-            let carry = self.carry;
-            Self::block(&mut self.h, &carry);
-            self.carried = 0;
         }
-        let mut blocks = bytes.chunks_exact(32);
-        let mut h = self.h;
-        for b in &mut blocks {
-            Self::block(&mut h, b);
+        // Words up to the next block boundary, then whole blocks of four.
+        while self.lane != 0 && bytes.len() >= 8 {
+            self.absorb(Self::word(bytes));
+            bytes = &bytes[8..];
         }
-        self.h = h;
-        let rest = blocks.remainder();
-        self.carry[..rest.len()].copy_from_slice(rest);
-        self.carried = rest.len();
+        if self.lane == 0 {
+            let mut blocks = bytes.chunks_exact(32);
+            let mut h = self.h;
+            for b in &mut blocks {
+                h[0] = Self::mix(h[0], Self::word(&b[0..8]));
+                h[1] = Self::mix(h[1], Self::word(&b[8..16]));
+                h[2] = Self::mix(h[2], Self::word(&b[16..24]));
+                h[3] = Self::mix(h[3], Self::word(&b[24..32]));
+            }
+            self.h = h;
+            bytes = blocks.remainder();
+        }
+        while bytes.len() >= 8 {
+            self.absorb(Self::word(bytes));
+            bytes = &bytes[8..];
+        }
+        for &b in bytes {
+            self.part |= u64::from(b) << (8 * self.parts);
+            self.parts += 1;
+        }
     }
 
     /// The hash (murmur3's finaliser over the lanes, the tail and the length).
     pub fn finish(&self) -> u64 {
-        let mut tail = [0u8; 32];
-        tail[..self.carried].copy_from_slice(&self.carry[..self.carried]);
-        let mut h = self.h;
-        Self::block(&mut h, &tail);
-        let mut x = self.len;
-        for lane in h {
+        let mut x = Self::mix(self.len, self.part);
+        for lane in self.h {
             x = Self::mix(x, lane);
         }
         x ^= x >> 33;
@@ -464,6 +482,25 @@ impl<S: Sink> Scanner<S> {
                     chunk = &chunk[n..];
                     continue;
                 }
+            }
+            if self.line == Line::Undecided && self.head_len == 0 && chunk.len() >= HEAD {
+                // The common case, with fixed-size copies only.
+                let mut head = [0u8; HEAD];
+                head.copy_from_slice(&chunk[..HEAD]);
+                let n = head
+                    .iter()
+                    .position(|&b| b == b'\n')
+                    .map_or(HEAD, |p| p + 1);
+                self.head = head;
+                self.head_len = n;
+                self.pos += n as u64;
+                chunk = &chunk[n..];
+                let complete = n < HEAD || head[HEAD - 1] == b'\n';
+                self.decide()?;
+                if complete {
+                    self.end_line();
+                }
+                continue;
             }
             if self.line == Line::Undecided {
                 let take = chunk.len().min(HEAD - self.head_len);
