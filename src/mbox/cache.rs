@@ -6,7 +6,8 @@
 //! Keyed by (device, inode); an entry also holds the file's stamp (size,
 //! mtime, ctime) and when it was confirmed. How an entry is trusted at the
 //! next open (see `open.rs` and `verify.rs`):
-//! - same stamp, a second or more older than the confirmation: used as it is,
+//! - same stamp, older than the confirmation by more than a timestamp tick
+//!   (see `verify::quiet`): used as it is,
 //!   without reading the file or taking a lock;
 //! - same stamp but recent, or the file grew: under the lock, a spot check of
 //!   the indexed part (the last message, the first, random samples), and the

@@ -61,6 +61,7 @@ use std::path::{Path, PathBuf};
 use md5::{Digest, Md5};
 
 use super::file::{FileId, read_upto, sibling};
+use super::scan::DataSum;
 use super::uidl::UidKey;
 use crate::config::COPY_CHUNK;
 
@@ -273,6 +274,15 @@ pub(crate) mod fault {
     }
 }
 
+/// The 16-byte check of a record's staged data (a fast hash is enough to
+/// tell a torn or stale slot: nobody but the mailbox's owner writes here).
+fn data_check(sum: DataSum) -> [u8; 16] {
+    let mut c = [0u8; 16];
+    c[..8].copy_from_slice(&sum.finish().to_le_bytes());
+    c[8..].copy_from_slice(b"datasum1");
+    c
+}
+
 /// A journal record read back: sequence number and header bytes (its data,
 /// if any, was checked in place).
 type Record = (u64, Vec<u8>);
@@ -295,7 +305,7 @@ struct Block {
     data: bool,
     /// Bytes staged into the journal (data blocks) so far, and their MD5.
     staged: u64,
-    sum: Option<Md5>,
+    sum: Option<DataSum>,
     /// The record is written: bytes copied to the destination so far.
     applying: Option<u64>,
 }
@@ -647,7 +657,7 @@ impl Compactor {
             if len > self.block_max {
                 return Ok(None);
             }
-            let mut sum = Md5::new();
+            let mut sum = DataSum::default();
             let mut done = 0;
             let data_at = self.slot_data(slot);
             self.buf.resize(COPY_CHUNK, 0);
@@ -659,7 +669,7 @@ impl Compactor {
                 sum.update(&self.buf[..n]);
                 done += n as u64;
             }
-            if sum.finalize()[..] != head[64..80] {
+            if data_check(sum) != head[64..80] {
                 return Ok(None);
             }
         }
@@ -762,7 +772,7 @@ impl Compactor {
                     match fault::write_at(&self.journal, chunk, data_at + b.staged) {
                         Ok(()) => {
                             if let Some(sum) = b.sum.as_mut() {
-                                sum.update(&*chunk);
+                                sum.update(chunk);
                             }
                             b.staged += n as u64;
                             left = left.saturating_sub(n as u64);
@@ -774,11 +784,7 @@ impl Compactor {
                         Err(e) => return Err(e),
                     }
                     if b.staged == b.len {
-                        let sum: [u8; 16] = b
-                            .sum
-                            .take()
-                            .map(|s| s.finalize().into())
-                            .unwrap_or_default();
+                        let sum = data_check(b.sum.take().unwrap_or_default());
                         self.journal.sync_data()?;
                         self.write_record(KIND_BLOCK, b.run, b.off, b.len, &[], Some(sum))?;
                         b.applying = Some(0);
@@ -838,7 +844,7 @@ impl Compactor {
                 },
                 data,
                 staged: 0,
-                sum: data.then(Md5::new),
+                sum: data.then(DataSum::default),
                 applying: None,
             };
             if !data {

@@ -252,7 +252,8 @@ impl Mailbox {
     /// Checks that the indexed part of the file is unchanged (appends are fine).
     ///
     /// Takes no lock and never waits: nothing when the stamp is quiet (see
-    /// `verify.rs`), otherwise a spot check of a bounded number of messages.
+    /// `verify.rs`), otherwise a spot check of a bounded number of messages,
+    /// after which the stamp counts as confirmed.
     /// Appended messages stay invisible. After [`MboxError::Changed`] every
     /// later call fails too.
     pub fn verify(&mut self) -> Result<(), MboxError> {
@@ -262,6 +263,7 @@ impl Mailbox {
         let Some(file) = self.file.as_ref() else {
             return Ok(());
         };
+        let at = SystemTime::now();
         let now = file::stamp(file)?;
         let result = if now.size < self.index.end {
             Err(MboxError::Changed)
@@ -284,8 +286,15 @@ impl Mailbox {
                 }
             })
         };
-        if matches!(result, Err(MboxError::Changed)) {
-            self.broken = true;
+        match result {
+            // Confirmed (as far as the check goes): once the stamp is a tick
+            // older than this moment, the next checks need not read anything.
+            Ok(()) => {
+                self.stamp = now;
+                self.checked_at = at;
+            }
+            Err(MboxError::Changed) => self.broken = true,
+            Err(_) => {}
         }
         result
     }

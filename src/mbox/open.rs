@@ -128,7 +128,9 @@ impl Opening {
             o.state = State::Ready(Box::new(mb));
             return Ok(o);
         } else if let Some(c) = o.cached.take() {
-            if verify::quiet(&c.stamp, &st, c.checked_at) {
+            // (An index that ends before the file did, with mail appended
+            // during its session, must go on to scan that mail.)
+            if verify::quiet(&c.stamp, &st, c.checked_at) && st.size == c.index.end {
                 o.file = Some(f);
                 o.state = State::Ready(Box::new(o.mailbox(
                     c.index,

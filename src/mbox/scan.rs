@@ -113,6 +113,132 @@ enum Pseudo {
     Yes,
 }
 
+/// Position of the first `needle` in `hay`, eight bytes at a time (the classic
+/// "has a zero byte" word trick; no unsafe code, no dependency).
+pub fn find_byte(hay: &[u8], needle: u8) -> Option<usize> {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    let pattern = LO.wrapping_mul(u64::from(needle));
+    let mut words = hay.chunks_exact(8);
+    let mut at = 0;
+    for w in &mut words {
+        let x = u64::from_le_bytes([w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7]]) ^ pattern;
+        let found = x.wrapping_sub(LO) & !x & HI;
+        if found != 0 {
+            return Some(at + (found.trailing_zeros() / 8) as usize);
+        }
+        at += 8;
+    }
+    words
+        .remainder()
+        .iter()
+        .position(|&b| b == needle)
+        .map(|p| at + p)
+}
+
+/// A fast streaming 64-bit hash of message data (for telling messages
+/// apart and noticing edits; not cryptographic). The same bytes give the
+/// same value however they are cut into pieces: word `k` of the data (8
+/// bytes, little-endian) goes into lane `k % 4`, four independent chains
+/// that keep the multiplier busy. A partial word is kept as an integer, so
+/// small updates (header lines) copy no memory.
+#[derive(Clone, Debug)]
+pub struct DataSum {
+    h: [u64; 4],
+    /// Lane of the next whole word.
+    lane: usize,
+    /// Bytes of the next word seen so far, and how many.
+    part: u64,
+    parts: u32,
+    len: u64,
+}
+
+impl Default for DataSum {
+    fn default() -> Self {
+        DataSum {
+            h: [1, 2, 3, 4],
+            lane: 0,
+            part: 0,
+            parts: 0,
+            len: 0,
+        }
+    }
+}
+
+impl DataSum {
+    const K: u64 = 0x9e37_79b9_7f4a_7c15;
+
+    fn mix(h: u64, w: u64) -> u64 {
+        (h ^ w).wrapping_mul(Self::K).rotate_left(29)
+    }
+
+    fn word(b: &[u8]) -> u64 {
+        u64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]])
+    }
+
+    fn absorb(&mut self, w: u64) {
+        self.h[self.lane] = Self::mix(self.h[self.lane], w);
+        self.lane = (self.lane + 1) & 3;
+    }
+
+    /// Adds bytes.
+    pub fn update(&mut self, mut bytes: &[u8]) {
+        self.len += bytes.len() as u64;
+        while self.parts > 0 {
+            let Some((&b, rest)) = bytes.split_first() else {
+                return;
+            };
+            self.part |= u64::from(b) << (8 * self.parts);
+            self.parts += 1;
+            bytes = rest;
+            if self.parts == 8 {
+                let w = self.part;
+                self.part = 0;
+                self.parts = 0;
+                self.absorb(w);
+            }
+        }
+        // Words up to the next block boundary, then whole blocks of four.
+        while self.lane != 0 && bytes.len() >= 8 {
+            self.absorb(Self::word(bytes));
+            bytes = &bytes[8..];
+        }
+        if self.lane == 0 {
+            let mut blocks = bytes.chunks_exact(32);
+            let mut h = self.h;
+            for b in &mut blocks {
+                h[0] = Self::mix(h[0], Self::word(&b[0..8]));
+                h[1] = Self::mix(h[1], Self::word(&b[8..16]));
+                h[2] = Self::mix(h[2], Self::word(&b[16..24]));
+                h[3] = Self::mix(h[3], Self::word(&b[24..32]));
+            }
+            self.h = h;
+            bytes = blocks.remainder();
+        }
+        while bytes.len() >= 8 {
+            self.absorb(Self::word(bytes));
+            bytes = &bytes[8..];
+        }
+        for &b in bytes {
+            self.part |= u64::from(b) << (8 * self.parts);
+            self.parts += 1;
+        }
+    }
+
+    /// The hash (murmur3's finaliser over the lanes, the tail and the length).
+    pub fn finish(&self) -> u64 {
+        let mut x = Self::mix(self.len, self.part);
+        for lane in self.h {
+            x = Self::mix(x, lane);
+        }
+        x ^= x >> 33;
+        x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
+        x ^= x >> 33;
+        x = x.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+        x ^ (x >> 33)
+    }
+}
+
 /// Receives each message's entry as soon as its end is known.
 pub trait Sink {
     /// Called once per message, in file order.
@@ -174,6 +300,36 @@ impl fmt::Display for ScanError {
     }
 }
 
+/// Bytes at the start of `chunk` (which starts a line that follows a
+/// non-empty line) that are complete lines, none of them empty: up to the
+/// start of the first empty line, or the end of the last complete line.
+/// Also how many of those lines end in LF and in CR LF.
+fn body_run(chunk: &[u8]) -> (usize, usize, usize) {
+    let starts_empty = |s: usize| match chunk.get(s) {
+        Some(b'\n') => Some(true),
+        Some(b'\r') => chunk.get(s + 1).map(|&b| b == b'\n'),
+        Some(_) => Some(false),
+        None => None,
+    };
+    if starts_empty(0) != Some(false) {
+        return (0, 0, 0);
+    }
+    let (mut from, mut done, mut lfs, mut crlfs) = (0, 0, 0, 0);
+    while let Some(p) = find_byte(&chunk[from..], b'\n') {
+        let lf = from + p;
+        lfs += 1;
+        // A line's first byte is never its LF here: lines are not empty.
+        crlfs += usize::from(chunk[lf - 1] == b'\r');
+        done = lf + 1;
+        match starts_empty(done) {
+            Some(false) => from = done,
+            // An empty line, or a line whose kind the chunk cannot tell.
+            _ => break,
+        }
+    }
+    (done, lfs, crlfs)
+}
+
 /// What kind of line the scanner is in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Line {
@@ -229,7 +385,7 @@ pub struct Scanner<S> {
     selected: bool,
     seen_received: bool,
     uid_md5: Md5,
-    data_md5: Md5,
+    data_sum: DataSum,
     pseudo: Pseudo,
 }
 
@@ -263,7 +419,7 @@ impl<S: Sink> Scanner<S> {
             selected: false,
             seen_received: false,
             uid_md5: Md5::new(),
-            data_md5: Md5::new(),
+            data_sum: DataSum::default(),
             pseudo: Pseudo::No,
         }
     }
@@ -309,6 +465,43 @@ impl<S: Sink> Scanner<S> {
     /// Scans the next bytes of the file.
     pub fn feed(&mut self, mut chunk: &[u8]) -> Result<(), ScanError> {
         while !chunk.is_empty() {
+            if self.line == Line::Undecided
+                && self.head_len == 0
+                && self.in_msg
+                && !self.in_headers
+                && self.pending == Pending::None
+                && !self.split_ok
+            {
+                // In a body, after a non-empty line: everything up to the
+                // next empty line is plain data (no From_ line can split).
+                let (n, lfs, crlfs) = body_run(chunk);
+                if n > 0 {
+                    self.consume_run(&chunk[..n], lfs, crlfs);
+                    self.pos += n as u64;
+                    self.line_start = self.pos;
+                    chunk = &chunk[n..];
+                    continue;
+                }
+            }
+            if self.line == Line::Undecided && self.head_len == 0 && chunk.len() >= HEAD {
+                // The common case, with fixed-size copies only.
+                let mut head = [0u8; HEAD];
+                head.copy_from_slice(&chunk[..HEAD]);
+                let n = head
+                    .iter()
+                    .position(|&b| b == b'\n')
+                    .map_or(HEAD, |p| p + 1);
+                self.head = head;
+                self.head_len = n;
+                self.pos += n as u64;
+                chunk = &chunk[n..];
+                let complete = n < HEAD || head[HEAD - 1] == b'\n';
+                self.decide()?;
+                if complete {
+                    self.end_line();
+                }
+                continue;
+            }
             if self.line == Line::Undecided {
                 let take = chunk.len().min(HEAD - self.head_len);
                 let n = match chunk[..take].iter().position(|&b| b == b'\n') {
@@ -327,7 +520,7 @@ impl<S: Sink> Scanner<S> {
                     }
                 }
             } else {
-                let (n, complete) = match chunk.iter().position(|&b| b == b'\n') {
+                let (n, complete) = match find_byte(chunk, b'\n') {
                     Some(p) => (p + 1, true),
                     None => (chunk.len(), false),
                 };
@@ -483,13 +676,24 @@ impl<S: Sink> Scanner<S> {
         self.line_start = self.pos;
     }
 
+    /// Adds whole non-empty data lines (see [`body_run`]), `lfs` of them,
+    /// `crlfs` of which end in CR LF.
+    fn consume_run(&mut self, bytes: &[u8], lfs: usize, crlfs: usize) {
+        debug_assert!(bytes.ends_with(b"\n") && !self.selected);
+        self.data_sum.update(bytes);
+        self.data_len += bytes.len() as u64;
+        self.size += (bytes.len() + lfs - crlfs) as u64;
+        self.prev_cr = false;
+        self.ends_lf = true;
+    }
+
     /// Adds message data bytes: at most one LF, and only as the last byte.
     fn consume(&mut self, bytes: &[u8]) {
         let Some(&last) = bytes.last() else {
             return;
         };
         debug_assert!(!bytes[..bytes.len() - 1].contains(&b'\n'));
-        self.data_md5.update(bytes);
+        self.data_sum.update(bytes);
         if self.selected {
             self.uid_md5.update(bytes);
         }
@@ -574,7 +778,7 @@ impl<S: Sink> Scanner<S> {
             });
         };
         let uid = std::mem::take(&mut self.uid_md5).finalize();
-        let sum = std::mem::take(&mut self.data_md5).finalize();
+        let sum = std::mem::take(&mut self.data_sum).finish().to_be_bytes();
         let mut digest = [0; 8];
         digest.copy_from_slice(&uid[..8]);
         let mut data_sum = [0; 4];
@@ -806,6 +1010,72 @@ mod tests {
         assert_eq!(e[1].data_len, 100);
         assert_eq!(e[1].size(), 102);
         assert_eq!(scan_chunked(&m, 1).unwrap(), e);
+    }
+
+    #[test]
+    fn find_byte_and_data_sum() {
+        let mut x = 12345u64;
+        let mut bytes = Vec::new();
+        for _ in 0..3000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            bytes.push(b"ab\n\rc"[(x % 5) as usize]);
+        }
+        for start in 0..40 {
+            for end in (start..bytes.len()).step_by(97) {
+                let hay = &bytes[start..end];
+                assert_eq!(find_byte(hay, b'\n'), hay.iter().position(|&b| b == b'\n'));
+                assert_eq!(find_byte(hay, b'z'), None);
+            }
+        }
+        let mut whole = DataSum::default();
+        whole.update(&bytes);
+        for piece in [1, 3, 7, 8, 9, 64, 1000] {
+            let mut cut = DataSum::default();
+            for c in bytes.chunks(piece) {
+                cut.update(c);
+            }
+            assert_eq!(cut.finish(), whole.finish(), "pieces of {piece}");
+        }
+        let mut other = DataSum::default();
+        other.update(&bytes[1..]);
+        assert_ne!(other.finish(), whole.finish());
+        let (mut a, mut b) = (DataSum::default(), DataSum::default());
+        a.update(b"x");
+        b.update(b"x\0");
+        assert_ne!(a.finish(), b.finish());
+    }
+
+    /// Random bytes rich in line ends, empty lines and From_ lines: every way
+    /// of cutting them gives the same entries (the body fast path included).
+    #[test]
+    fn random_input_scans_the_same_in_any_pieces() {
+        let mut x = 99u64;
+        let parts: [&[u8]; 9] = [
+            b"\n",
+            b"\r\n",
+            b"From x\n",
+            b"A: b\n",
+            b"\r",
+            b"text",
+            b".\n",
+            b"From ",
+            b"\n\n",
+        ];
+        for round in 0..200 {
+            let mut m = b"From a\n".to_vec();
+            for _ in 0..(round % 60) {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                m.extend_from_slice(parts[(x % parts.len() as u64) as usize]);
+            }
+            let whole = scan_chunked(&m, m.len());
+            for n in [1, 2, 3, 5, 8, 13, 64] {
+                assert_eq!(scan_chunked(&m, n), whole, "round {round}, pieces of {n}");
+            }
+        }
     }
 
     #[test]

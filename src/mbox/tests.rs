@@ -1071,6 +1071,21 @@ fn the_cache_makes_reopening_cost_only_new_bytes() {
     fs::write(t.path(), &now[..data.len()]).unwrap();
     let mb = Mailbox::open_cached(t.path(), &limits(), &mut cache).unwrap();
     assert_eq!(mb.scanned_bytes(), data.len() as u64);
+    // Mail delivered during a session that expunged is found by the next one,
+    // however quiet the file looks by then.
+    let mut mb = Mailbox::open_cached(t.path(), &limits(), &mut cache).unwrap();
+    let n = mb.count();
+    t.append(format!("{F}Received: during\n\nduring\n\n").as_bytes());
+    mb.expunge(&[true]).unwrap();
+    std::thread::sleep(Duration::from_millis(1100));
+    mb.verify().unwrap(); // confirms the stamp a second after the change
+    mb.into_cache(&mut cache);
+    let mb = Mailbox::open_cached(t.path(), &limits(), &mut cache).unwrap();
+    assert_eq!(mb.count(), n);
+    mb.into_cache(&mut cache);
+    let mb = Mailbox::open_cached(t.path(), &limits(), &mut cache).unwrap();
+    assert_eq!(mb.count(), n);
+    assert_eq!(mb.scanned_bytes(), 0);
     // A mailbox that changed under its session is not remembered.
     let mut mb = mb;
     t.patch(F.len() as u64, b"Y");

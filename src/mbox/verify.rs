@@ -4,10 +4,10 @@
 //! cheap: its cost does not grow with the mailbox.
 //!
 //! - **Quiet stamp** ([`quiet`]): size, mtime and ctime as confirmed, and
-//!   the later of mtime and ctime at least a second older than the moment of
-//!   confirmation, so that a later write cannot have left the same stamp
-//!   behind (file systems with one-second or coarse clock ticks). Nothing is
-//!   read. This is stricter than popa3d's "mtime unchanged".
+//!   the later of mtime and ctime older than the moment of confirmation by
+//!   more than a timestamp tick (50 ms where timestamps have nanoseconds, 2 s
+//!   where they do not), so that a later write cannot have left the same
+//!   stamp behind. Nothing is read. Stricter than popa3d's "mtime unchanged".
 //! - **Spot check** ([`spot_check`]): otherwise the last message, the first
 //!   one and [`SPOT_CHECK_MESSAGES`] messages picked at random (with a
 //!   per-process random key, so a writer cannot know which) are re-scanned
@@ -46,14 +46,28 @@ fn epoch_ns(t: SystemTime) -> i128 {
         .unwrap_or(0)
 }
 
+/// How much older than the confirmation a stamp must be to be trusted. A
+/// write gets the file system's current time rounded down to its timestamp
+/// granularity: a kernel clock tick (at most 10 ms) where timestamps carry
+/// nanoseconds, a second or two (FAT) where they do not. Once the tick of
+/// the stamp has passed, any later write shows as a different stamp.
+fn margin_ns(st: &Stamp) -> i128 {
+    if st.mtime_nsec != 0 || st.ctime_nsec != 0 {
+        50_000_000
+    } else {
+        2_000_000_000
+    }
+}
+
 /// True if the file, now stamped `now`, can be trusted to be unchanged since it
 /// was confirmed with stamp `seen`, taken just after the moment `checked_at`.
 ///
 /// Any write after `checked_at` gets an mtime and ctime of `checked_at` or
-/// later (less a clock tick), so when `seen`'s are at least a second older
-/// than `checked_at`, such a write cannot have left the same stamp behind.
+/// later (less a timestamp tick, see [`margin_ns`]), so when `seen`'s are
+/// older than `checked_at` by more than that, such a write cannot have left
+/// the same stamp behind. popa3d's equivalent is a one-second lock hold.
 pub fn quiet(seen: &Stamp, now: &Stamp, checked_at: SystemTime) -> bool {
-    seen == now && now.changed_ns() + 1_000_000_000 <= epoch_ns(checked_at)
+    seen == now && now.changed_ns() + margin_ns(now) <= epoch_ns(checked_at)
 }
 
 /// A random number (a per-process random key hashing a counter): not for
@@ -183,10 +197,20 @@ mod tests {
             ctime_sec: 1_700_000_000,
             ctime_nsec: 500,
         };
-        let at = UNIX_EPOCH + Duration::new(1_700_000_000, 999_999_999);
+        let at = UNIX_EPOCH + Duration::new(1_700_000_000, 40_000_000);
         assert!(!quiet(&seen, &seen, at));
-        let at = UNIX_EPOCH + Duration::new(1_700_000_001, 500);
+        let at = UNIX_EPOCH + Duration::new(1_700_000_000, 60_000_000);
         assert!(quiet(&seen, &seen, at));
+        // Whole-second timestamps: two seconds.
+        let coarse = Stamp {
+            mtime_nsec: 0,
+            ctime_nsec: 0,
+            ..seen
+        };
+        let at = UNIX_EPOCH + Duration::new(1_700_000_001, 900_000_000);
+        assert!(!quiet(&coarse, &coarse, at));
+        let at = UNIX_EPOCH + Duration::new(1_700_000_002, 0);
+        assert!(quiet(&coarse, &coarse, at));
         let grown = Stamp { size: 11, ..seen };
         assert!(!quiet(&seen, &grown, at));
         // A restored mtime still shows in the ctime.
