@@ -110,7 +110,16 @@ struct Run {
 }
 
 fn child(role: &str, mbox: &Path, env: &[(&str, String)]) -> Command {
-    let mut c = Command::new(std::env::current_exe().unwrap());
+    let me = std::env::current_exe().unwrap();
+    // Under qemu (cross tests) the test binary itself needs the runner.
+    let mut c = match std::env::var("TEST_EXEC_RUNNER") {
+        Ok(runner) if !runner.is_empty() => {
+            let mut c = Command::new(runner);
+            c.arg(me);
+            c
+        }
+        _ => Command::new(me),
+    };
     c.args([
         "--exact",
         "child_role",
@@ -133,7 +142,9 @@ fn child(role: &str, mbox: &Path, env: &[(&str, String)]) -> Command {
 }
 
 fn run(mut cmd: Command) -> Run {
-    let out = cmd.output().unwrap();
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
     let text = String::from_utf8_lossy(&out.stdout);
     let written = text
         .lines()

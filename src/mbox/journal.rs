@@ -52,6 +52,14 @@
 //!
 //! **Power loss** is covered by the fsync order above, given a file system
 //! that honours fsync; a SIGKILL or abort at any byte needs none of it.
+//!
+//! **Where.** Next to the mailbox, in the spool directory, like the dotlock:
+//! it needs the same write access (the spool's group), made by the identity
+//! the expunge runs as and handed to the mailbox's owner. If it cannot be
+//! made, the expunge is refused (nothing deleted; logged with the reason).
+//! There is deliberately no fallback: compacting without a journal is what
+//! loses or duplicates mail on a crash, and a journal elsewhere (`/tmp`)
+//! would neither survive a reboot nor be safe from other users.
 
 use std::fs::{self, File, OpenOptions};
 use std::io;

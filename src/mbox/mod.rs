@@ -30,7 +30,7 @@ use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use crate::config::{EXPUNGE_BUDGET, MailboxLimits, SCAN_BUDGET};
 
@@ -363,6 +363,3 @@ impl Opening {
 pub fn fault_bytes_written() -> u64 {
     journal::fault::written()
 }
-
-/// How long [`Step::Waiting`] and [`ExpungeStep::Waiting`] ask to wait at most.
-pub const MAX_WAIT: Duration = crate::config::LOCK_RETRY;

@@ -1,0 +1,195 @@
+#!/usr/bin/env bash
+# Mailbox benchmarks: pop3d against popa3d and Dovecot on the same fixtures in
+# the same run, on loopback. Prints a Markdown table (also written to
+# target/bench/mbox/results.md) with each figure and the ratio of ours to the
+# best peer (for times: best peer / ours, so > 1 means we are faster).
+#
+#   sudo bash bench/mbox/run.sh [quick]
+#
+# Our server does not use its index cache yet (the event loop still calls the
+# blocking Mailbox::open), so "warm" is a second full scan for it; the
+# library-level warm figures come from tests/mbox_bench.rs (see README.md).
+#
+# Needs root: popa3d (Debian's build) authenticates through PAM against a real
+# user and serves /var/mail/USER, so all three servers serve the system user
+# p3dbench (created if missing, password bench-pw) from /var/mail/p3dbench.
+#   pop3d:   target/x86_64-unknown-linux-musl/release/pop3d -D -F (built if missing)
+#   popa3d:  target/peers/popa3d (scripts/fetch-peers.sh) in inetd mode under socat
+#   Dovecot: target/peers/dovecot master with its own config (-c); it starts
+#            its service binaries from /usr/lib/dovecot, so the same version
+#            must be installed there (it is where dovecot-core is installed).
+#
+# Fixtures (target/bench/mbox, generated once by gen.py, deterministic):
+#   m100.mbox   20,000 messages, ~100 MB     PASS->+OK, first STAT
+#   m1g.mbox    200,000 messages, ~1 GiB     PASS->+OK, first STAT; DELE 1 + QUIT
+#   big.mbox    one 200 MiB message          RETR throughput
+#   small.mbox  20,000 messages of ~2 KB     RETR lock-step and 16 in flight
+# "quick" uses 1/10 of every size.
+set -euo pipefail
+
+say() { printf 'bench: %s\n' "$*" >&2; }
+die() { say "$*"; exit 1; }
+
+[ "$(id -u)" -eq 0 ] || die "needs root (PAM user for popa3d, /var/mail)"
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+here="$repo/bench/mbox"
+work="$repo/target/bench/mbox"
+mkdir -p "$work"
+scale=1
+[ "${1:-}" = quick ] && scale=10
+
+bin="$repo/target/x86_64-unknown-linux-musl/release/pop3d"
+[ -x "$bin" ] || (cd "$repo" && make build >/dev/null)
+bash "$repo/scripts/fetch-peers.sh" popa3d dovecot >/dev/null
+popa3d="$repo/target/peers/popa3d/usr/sbin/popa3d"
+dovecot="$repo/target/peers/dovecot/usr/sbin/dovecot"
+command -v socat >/dev/null || die "socat is needed (apt-get install socat)"
+
+# popa3d's package would have made these.
+id popa3d >/dev/null 2>&1 || useradd --system -M -d /var/lib/popa3d -s /usr/sbin/nologin popa3d
+mkdir -p /var/lib/popa3d
+[ -e /etc/pam.d/popa3d ] || cp "$repo/target/peers/popa3d/etc/pam.d/popa3d" /etc/pam.d/popa3d
+
+user=p3dbench pass=bench-pw
+id "$user" >/dev/null 2>&1 || useradd -M -d /nonexistent -s /usr/sbin/nologin "$user"
+# SHA-512 (5000 rounds, a few ms everywhere), so that PASS->+OK measures the
+# mailbox and not the password scheme (Debian's default yescrypt costs pop3d's
+# RustCrypto implementation ~0.13 s, libxcrypt ~0.03 s: see the auth module).
+echo "$user:$pass" | chpasswd -c SHA512
+mbox=/var/mail/$user
+
+gen() { # name count avg [--single]
+    local f="$work/$1.s$scale"
+    if [ ! -s "$f" ]; then
+        say "generating $1 ($2 messages of ~$3 bytes)"
+        python3 "$here/gen.py" "$f.tmp" "$2" "$3" ${4:-} && mv "$f.tmp" "$f"
+    fi
+    echo "$f"
+}
+m100=$(gen m100 $((20000 / scale)) 5000)
+m1g=$(gen m1g $((200000 / scale)) 5370)
+big=$(gen big 1 $((200 * 1024 * 1024 / scale)) --single)
+small=$(gen small $((20000 / scale)) 2000)
+
+# --- servers ---------------------------------------------------------------
+ours_port=11110 popa3d_port=11111 dovecot_port=11112
+pids=()
+cleanup() {
+    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+    [ -f "$work/dovecot/run/master.pid" ] && kill "$(cat "$work/dovecot/run/master.pid")" 2>/dev/null || true
+    rm -f "$mbox" "/var/mail/.$user.pop3d-uids" "/var/mail/.$user.pop3d-journal"
+}
+trap cleanup EXIT
+
+"$bin" -D -F --listen 127.0.0.1:$ours_port --spool /var/mail --log stderr 2>"$work/pop3d.log" &
+pids+=($!)
+socat TCP-LISTEN:$popa3d_port,bind=127.0.0.1,reuseaddr,fork EXEC:"$popa3d" 2>/dev/null &
+pids+=($!)
+
+dv="$work/dovecot"
+rm -rf "$dv"
+mkdir -p "$dv/run" "$dv/state" "$dv/home/$user"
+chown "$user" "$dv/home/$user"
+cat >"$dv/dovecot.conf" <<EOF
+base_dir = $dv/run
+state_dir = $dv/state
+log_path = $dv/dovecot.log
+protocols = pop3
+listen = 127.0.0.1
+ssl = no
+disable_plaintext_auth = no
+auth_mechanisms = plain
+passdb {
+  driver = shadow
+}
+userdb {
+  driver = passwd
+}
+mail_privileged_group = mail
+mail_location = mbox:$dv/home/%u:INBOX=/var/mail/%u
+service pop3-login {
+  inet_listener pop3 {
+    address = 127.0.0.1
+    port = $dovecot_port
+  }
+}
+EOF
+LD_LIBRARY_PATH="$repo/target/peers/dovecot/usr/lib/dovecot" "$dovecot" -c "$dv/dovecot.conf" </dev/null >/dev/null 2>&1
+sleep 1
+
+client() { python3 "$here/client.py" 127.0.0.1 "$1" "$user" "$pass" "$2"; }
+port_of() { case $1 in ours) echo $ours_port ;; popa3d) echo $popa3d_port ;; dovecot) echo $dovecot_port ;; esac; }
+
+install_mbox() { # fixture
+    cp "$1" "$mbox"
+    chown "$user:mail" "$mbox"
+    chmod 600 "$mbox"
+    touch -d '1 hour ago' "$mbox" # popa3d holds its lock 1 s for a mailbox written this second
+    rm -rf "$dv/home/$user/.imap" "/var/mail/.$user.pop3d-uids"
+}
+
+declare -A R
+servers=(ours popa3d dovecot)
+
+for fx in m100 m1g; do
+    f=${!fx}
+    for s in "${servers[@]}"; do
+        install_mbox "$f"
+        read -r p _ t n < <(client "$(port_of "$s")" login)
+        read -r p2 _ t2 _ < <(client "$(port_of "$s")" login)
+        R[$fx.cold.$s]=$t R[$fx.warm.$s]=$t2
+        say "$fx $s: cold PASS+STAT ${t}s, warm ${t2}s ($n messages)"
+    done
+done
+for s in "${servers[@]}"; do
+    install_mbox "$big"
+    client "$(port_of "$s")" login >/dev/null
+    read -r t b mbs < <(client "$(port_of "$s")" retr1)
+    R[big.$s]=$mbs
+    say "RETR of $b bytes $s: ${t}s, $mbs MB/s"
+done
+for s in "${servers[@]}"; do
+    install_mbox "$small"
+    client "$(port_of "$s")" login >/dev/null
+    read -r _ r1 < <(client "$(port_of "$s")" lockstep)
+    read -r _ r16 < <(client "$(port_of "$s")" inflight)
+    R[lock.$s]=$r1 R[fly.$s]=$r16
+    say "small RETR $s: lock-step $r1/s, 16 in flight $r16/s"
+done
+for s in "${servers[@]}"; do
+    install_mbox "$m1g"
+    client "$(port_of "$s")" login >/dev/null
+    read -r t < <(client "$(port_of "$s")" dele1)
+    R[dele.$s]=$t
+    say "DELE 1 + QUIT on m1g $s: ${t}s"
+done
+
+# --- table -------------------------------------------------------------------
+row() { # label key kind(time|rate)
+    local o=${R[$2.ours]} p=${R[$2.popa3d]} d=${R[$2.dovecot]}
+    python3 - "$1" "$3" "$o" "$p" "$d" <<'EOF'
+import sys
+label, kind, o, p, d = sys.argv[1], sys.argv[2], *map(float, sys.argv[3:])
+if kind == "time":
+    best = min(p, d); ratio = best / o if o else float("inf"); unit = "s"
+    fmt = lambda x: "%.3f s" % x
+else:
+    best = max(p, d); ratio = o / best if best else float("inf")
+    fmt = lambda x: "%.1f" % x
+print("| %s | %s | %s | %s | %.2fx |" % (label, fmt(o), fmt(p), fmt(d), ratio))
+EOF
+}
+{
+    echo "pop3d $("$bin" -V 2>/dev/null | head -1), $(date -u +%Y-%m-%d), $(nproc) cores, scale 1/$scale"
+    echo
+    echo "| figure | pop3d | popa3d | Dovecot | ours vs best peer |"
+    echo "|---|---|---|---|---|"
+    row "PASS→+OK + first STAT, 100 MB / 20k msgs, cold" m100.cold time
+    row "same, second login (warm)" m100.warm time
+    row "PASS→+OK + first STAT, 1 GiB / 200k msgs, cold" m1g.cold time
+    row "same, second login (warm)" m1g.warm time
+    row "RETR of one 200 MiB message, MB/s" big rate
+    row "20k small RETR lock-step, msgs/s" lock rate
+    row "20k small RETR 16 in flight, msgs/s" fly rate
+    row "DELE 1 + QUIT on 1 GiB" dele time
+} | tee "$work/results.md"
