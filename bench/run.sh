@@ -482,7 +482,7 @@ report() {
     echo "Command: \`$([ "$QUICK" = 1 ] && echo 'QUICK=1 ')bash bench/run.sh\` (or \`make bench\`), as root; ${ELAPSED} s."
     echo "Commit $commit$dirty. $ours_ver; $popa3d_ver (Debian build); Dovecot $dovecot_ver."
     echo "Machine: $(nproc) cores ($(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1)), $(free -g | awk '/^Mem/ {print $2}') GiB; load average before/after: $LOAD_BEFORE / $LOAD_AFTER (the 2 cores are shared with other work, so expect noise)."
-    echo "Client and servers run on the same cores; the load generator is bench/load (Rust, std only)."
+    echo "Client and servers run on the same cores; the load generator is bench/load (Rust, std and socket2)."
     echo
     tables
     cat <<EOF
