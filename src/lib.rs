@@ -6,7 +6,7 @@
 //! - [`mbox`]: mailbox scanning, message index, UIDL, the RETR/TOP encoder, locks, expunge;
 //! - [`auth`]: passwd/shadow readers, crypt(3) schemes, account policy;
 //! - [`server`]: the mio event loop, connection table, inetd glue;
-//! - [`sys`]: the only place with `unsafe` libc calls;
+//! - [`sys`]: the only module that calls libc directly (each such block justified);
 //! - [`config`]: every limit and path with its default; [`log`]: syslog or stderr.
 
 pub mod auth;

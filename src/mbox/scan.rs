@@ -114,7 +114,7 @@ enum Pseudo {
 }
 
 /// Position of the first `needle` in `hay`, eight bytes at a time (the classic
-/// "has a zero byte" word trick; no unsafe code, no dependency).
+/// "has a zero byte" word trick; no unchecked code, no dependency).
 pub fn find_byte(hay: &[u8], needle: u8) -> Option<usize> {
     const LO: u64 = 0x0101_0101_0101_0101;
     const HI: u64 = 0x8080_8080_8080_8080;

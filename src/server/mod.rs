@@ -605,7 +605,7 @@ impl Server {
                         if let Err(e) = process::become_user(account.uid, account.gid, spool_group)
                         {
                             crit!("cannot become {}: {e}", account.name);
-                            // Continuing as root would be unsafe: stop here.
+                            // Continuing as root would be dangerous: stop here.
                             std::process::exit(1);
                         }
                         None
