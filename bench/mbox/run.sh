@@ -6,9 +6,8 @@
 #
 #   sudo bash bench/mbox/run.sh [quick]
 #
-# Our server does not use its index cache yet (the event loop still calls the
-# blocking Mailbox::open), so "warm" is a second full scan for it; the
-# library-level warm figures come from tests/mbox_bench.rs (see README.md).
+# "warm" is a second login to the same, unchanged mailbox: the daemon serves it
+# from its index cache; library-level figures come from tests/mbox_bench.rs.
 #
 # Needs root: popa3d (Debian's build) authenticates through PAM against a real
 # user and serves /var/mail/USER, so all three servers serve the system user
