@@ -38,22 +38,6 @@ use std::time::Duration;
 
 use common::*;
 
-/// Runs a client command and requires exit status 0.
-fn run(cmd: &mut Command, what: &str) -> Output {
-    let out = cmd
-        .stdin(Stdio::null())
-        .output()
-        .unwrap_or_else(|e| panic!("run {what}: {e}"));
-    assert!(
-        out.status.success(),
-        "{what} exited with {}\nstdout:\n{}\nstderr:\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
 /// Splits an mbox file written by a client into (From_ line, message) pairs:
 /// messages start at `From ` lines, and the one empty line before the next
 /// `From ` line (and at the end of the file) is the separator, not data.

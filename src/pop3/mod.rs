@@ -1,7 +1,7 @@
 //! The sans-IO POP3 protocol core: command parsing, replies and session states.
 //! It consumes client bytes and produces reply bytes; it never touches a socket,
 //! a file or a clock. The mailbox is reached through the [`Store`] trait, which
-//! the real [`crate::mbox::Mailbox`] implements and unit tests fake in memory.
+//! the server's mailbox (`server::mailbox::UserMailbox`, over [`crate::mbox::Mailbox`]) implements and unit tests fake in memory.
 
 pub mod buffer;
 pub mod command;
@@ -11,7 +11,7 @@ pub mod session;
 pub use buffer::Buffer;
 pub use session::{Credentials, End, Session, Want};
 
-use crate::mbox::{ExpungeStep, Mailbox, MboxError, Uid};
+use crate::mbox::{ExpungeStep, MboxError, Uid};
 
 /// What a session needs from an open mailbox. Message indexes are 0-based.
 pub trait Store {
@@ -33,31 +33,4 @@ pub trait Store {
     /// Does a bounded piece of the expunge (about `budget` bytes of copying,
     /// or one lock attempt).
     fn expunge_step(&mut self, budget: usize) -> Result<ExpungeStep, MboxError>;
-}
-
-impl Store for Mailbox {
-    fn count(&self) -> usize {
-        Mailbox::count(self)
-    }
-    fn size(&self, i: usize) -> u64 {
-        Mailbox::size(self, i)
-    }
-    fn uid(&self, i: usize) -> Uid {
-        Mailbox::uid(self, i)
-    }
-    fn data_len(&self, i: usize) -> u64 {
-        Mailbox::data_len(self, i)
-    }
-    fn verify(&mut self) -> Result<(), MboxError> {
-        Mailbox::verify(self)
-    }
-    fn read_data(&mut self, i: usize, offset: u64, buf: &mut [u8]) -> std::io::Result<usize> {
-        Mailbox::read_data(self, i, offset, buf)
-    }
-    fn expunge_start(&mut self, deleted: &[bool]) {
-        Mailbox::expunge_start(self, deleted);
-    }
-    fn expunge_step(&mut self, budget: usize) -> Result<ExpungeStep, MboxError> {
-        Mailbox::expunge_step(self, budget)
-    }
 }

@@ -31,10 +31,7 @@ impl UserMailbox {
         &mut self,
         f: impl FnOnce(&mut Mailbox) -> Result<T, MboxError>,
     ) -> Result<T, MboxError> {
-        let _guard = match self.as_user {
-            Some((uid, gid)) => Some(FsIdentity::enter(uid, gid).map_err(MboxError::Io)?),
-            None => None,
-        };
+        let _guard = FsIdentity::enter_opt(self.as_user).map_err(MboxError::Io)?;
         f(&mut self.inner)
     }
 }

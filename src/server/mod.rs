@@ -613,9 +613,7 @@ impl Server {
                     Identity::Unprivileged => None,
                 };
                 let started = {
-                    let guard = as_user
-                        .map(|(u, g)| process::FsIdentity::enter(u, g))
-                        .transpose();
+                    let guard = process::FsIdentity::enter_opt(as_user);
                     match guard {
                         Ok(_as_user) => Opening::start(&path, &limits, self.cache.as_mut()),
                         Err(e) => Err(MboxError::Io(e)),
@@ -654,10 +652,7 @@ impl Server {
             return;
         };
         let step = {
-            let guard = p
-                .as_user
-                .map(|(u, g)| process::FsIdentity::enter(u, g))
-                .transpose();
+            let guard = process::FsIdentity::enter_opt(p.as_user);
             match guard {
                 Ok(_as_user) => p.opening.step(SCAN_BUDGET),
                 Err(e) => Err(MboxError::Io(e)),

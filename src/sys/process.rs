@@ -63,6 +63,14 @@ impl FsIdentity {
     }
 }
 
+impl FsIdentity {
+    /// [`FsIdentity::enter`] when `ids` is given; nothing to switch otherwise.
+    pub fn enter_opt(ids: Option<(u32, u32)>) -> io::Result<Option<FsIdentity>> {
+        ids.map(|(uid, gid)| FsIdentity::enter(uid, gid))
+            .transpose()
+    }
+}
+
 impl Drop for FsIdentity {
     fn drop(&mut self) {
         // SAFETY: as in `enter`; restoring the ids this thread had before.
