@@ -492,3 +492,57 @@ fn response_code_in_use_when_the_mailbox_is_locked() {
         "mailbox after the [IN-USE] refusal",
     );
 }
+
+/// Time the server spends on the client's behalf (opening the mailbox,
+/// waiting for another program's lock, expunging) is not the client being
+/// idle: with `--idle-timeout 1`, a QUIT whose expunge waits 2.5 s for an
+/// fcntl lock still completes and answers +OK.
+#[test]
+fn waiting_for_a_lock_at_quit_is_not_idle_time() {
+    let python = require_tool("python3", "python3");
+    let mut w = World::new();
+    let u = w.user("alice", "alice-pw");
+    let mbox = simple_mbox(3);
+    let path = w.write_mailbox(&u, &mbox.bytes());
+    let d = w.daemon(&["--idle-timeout", "1", "--lock-wait", "10"]);
+
+    let mut pop = d.connect();
+    pop.login(&u.name, &u.pass);
+    pop.ok("DELE 2");
+
+    let mut locker = Command::new(python)
+        .arg("-c")
+        .arg(LOCK_PY)
+        .arg(&path)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn the python locker");
+    let mut out = BufReader::new(locker.stdout.take().unwrap());
+    let mut l = String::new();
+    out.read_line(&mut l).unwrap();
+    assert_eq!(
+        l.trim(),
+        "locked",
+        "the python locker did not take its lock"
+    );
+
+    pop.send("QUIT");
+    thread::sleep(Duration::from_millis(2500));
+    drop(locker.stdin.take());
+    locker.wait().unwrap();
+    pop.set_read_timeout(Duration::from_secs(10));
+    let r = pop.read_line();
+    assert!(
+        r.starts_with("+OK"),
+        "QUIT after waiting for the lock: {r:?}\n{}",
+        d.log().join("\n")
+    );
+    pop.expect_closed();
+    assert_bytes_eq(
+        &std::fs::read(&path).unwrap(),
+        &mbox.bytes_without(&[2]),
+        "mailbox after the delayed expunge",
+    );
+}

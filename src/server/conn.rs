@@ -116,7 +116,8 @@ pub struct Conn {
     pub generation: u64,
     /// When the connection was accepted.
     pub started: Instant,
-    /// Time of the last progress in either direction.
+    /// Time of the last progress in either direction, or when the server
+    /// last worked or waited on the client's behalf.
     pub last_activity: Instant,
     /// The protocol state.
     pub session: Session<UserMailbox>,
@@ -169,9 +170,12 @@ impl Conn {
         self.waiting_auth
     }
 
-    /// The auth result was delivered to the session.
+    /// The auth result (and, after a good password, the opened mailbox) was
+    /// delivered to the session. Idle time counts from here: the check and
+    /// the opening were the server's work, not the client idling.
     pub fn auth_done(&mut self) {
         self.waiting_auth = false;
+        self.last_activity = Instant::now();
     }
 
     /// True once the session is logged in.
@@ -237,8 +241,16 @@ impl Conn {
             let before = self.out.data().len();
             match self.session.advance(&mut self.out) {
                 Want::Input | Want::Output | Want::AuthPending => {}
-                Want::Busy => return Status::Yield,
-                Want::Sleep(d) => return Status::Sleep(d),
+                // Stepped work (an expunge) and waits for another program's
+                // lock are the server acting for the client: not idle time.
+                Want::Busy => {
+                    self.last_activity = Instant::now();
+                    return Status::Yield;
+                }
+                Want::Sleep(d) => {
+                    self.last_activity = Instant::now() + d;
+                    return Status::Sleep(d);
+                }
                 Want::Auth(creds) => {
                     self.waiting_auth = true;
                     requests.push(Request::Auth(creds));
