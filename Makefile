@@ -61,9 +61,11 @@ run: build demo
 	exec $(BIN) -D -F --listen $(LISTEN) --spool $(DEMO)/spool \
 	    --passwd $(DEMO)/passwd --shadow $(DEMO)/shadow --log stderr
 
-## deps: install missing Rust targets and test tools (apt as root)
+## deps: install missing Rust targets and test tools (apt as root); build
+## busybox with its inetd applet into target/peers (Debian's has none)
 deps:
 	bash scripts/install-deps.sh
+	bash scripts/build-busybox-inetd.sh >/dev/null
 
 ## test: everything CI runs; stops at the first failure with a non-zero exit
 test: deps test-host test-cross lint

@@ -5,7 +5,9 @@
 #           components rustfmt, clippy
 #   apt:    the real POP3 clients, MDAs and helpers that the test suite drives
 #           (curl fetchmail mpop getmail6 procmail mkpasswd dotlockfile socat
-#           busybox inetd python3) and qemu-user-static for the aarch64 tests.
+#           openbsd-inetd python3), what scripts/build-busybox-inetd.sh needs
+#           to build Debian's busybox with its inetd applet (gcc make dpkg-dev
+#           bzip2 xz-utils), and qemu-user-static for the aarch64 tests.
 #
 # Idempotent: every item is checked first (command -v, rustup ... list), so on a
 # warm machine this costs well under a second. As root, missing apt packages are
@@ -76,7 +78,11 @@ APT_CHECKS=(
     "mkpasswd:whois"
     "dotlockfile:liblockfile-bin"
     "socat:socat"
-    "busybox:busybox"
+    "gcc:gcc"
+    "make:make"
+    "dpkg-source:dpkg-dev"
+    "bzip2:bzip2"
+    "xz:xz-utils"
     "/usr/sbin/inetd:openbsd-inetd"
     "python3:python3"
 )

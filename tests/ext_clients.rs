@@ -11,9 +11,10 @@
 //! - Python's poplib: `capa()`, and AUTH PLAIN by hand (initial response,
 //!   continuation, `*` cancel) through its `_shortcmd`/`_putcmd`;
 //! - openbsd-inetd (`inetd -d CONF` in the foreground) starting pop3d in
-//!   inetd mode from a one-line config, with a session through it. Debian's
-//!   busybox is built without its inetd applet, so busybox inetd cannot be
-//!   tested here.
+//!   inetd mode from a one-line config, with a session through it; the same
+//!   with busybox inetd (`busybox inetd -f -e CONF`). Debian's busybox .deb
+//!   is built without the inetd applet, so scripts/build-busybox-inetd.sh
+//!   builds Debian's busybox source with it switched on.
 //!
 //! What each client delivers must equal the mbox messages, after undoing
 //! only what the client itself changes, found by running it:
@@ -538,15 +539,9 @@ fn my_user_name() -> String {
     String::from_utf8(o.stdout).unwrap().trim().to_owned()
 }
 
-#[test]
-fn openbsd_inetd_starts_pop3d_from_one_config_line() {
-    let inetd = require_tool("/usr/sbin/inetd", "openbsd-inetd");
-    let mut w = World::new();
-    let u = w.user("alice", "alice-pw");
-    let mbox = tricky_mbox();
-    let path = w.write_mailbox(&u, &mbox.bytes());
-    let port = free_port();
-    // The server program and its argv, the runner first when there is one.
+/// The inetd.conf line that starts pop3d on `127.0.0.1:port` in inetd mode
+/// (the runner first when there is one), run as root when the test is.
+fn inetd_conf_line(w: &World, port: u16) -> String {
     let (program, argv): (String, Vec<String>) = match exec_runner() {
         Some(r) => {
             let p = find_in_path(&r[0])
@@ -562,32 +557,41 @@ fn openbsd_inetd_starts_pop3d_from_one_config_line() {
     } else {
         my_user_name()
     };
-    let line = format!(
+    format!(
         "127.0.0.1:{port} stream tcp nowait {user} {program} {} --spool {} --passwd {} --shadow {} --fail-delay 0\n",
         argv.join(" "),
         w.spool.display(),
         w.passwd.display(),
         w.shadow.display(),
-    );
-    let conf = w.dir.join("inetd.conf");
-    fs::write(&conf, &line).unwrap();
-    let mut cmd = Command::new(inetd);
-    cmd.arg("-d")
-        .arg(&conf)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null());
-    let inetd = Spawned::start(cmd, "openbsd-inetd -d");
-    inetd.wait_stderr(&format!("127.0.0.1:{port}"), START_TIMEOUT);
+    )
+}
 
-    let connect = || {
-        let s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap_or_else(|e| {
-            panic!("connect to inetd on 127.0.0.1:{port}: {e}\nconfig: {line}")
-        });
-        let mut p = Pop3::new(Conn::Tcp(s));
-        p.greeting();
-        p
+/// Connects to the inetd on `port` and reads the greeting of the pop3d it
+/// starts; retries for a while, since an inetd says nothing when it listens.
+fn connect_inetd(port: u16, line: &str) -> Pop3 {
+    let t = std::time::Instant::now();
+    let s = loop {
+        match std::net::TcpStream::connect(("127.0.0.1", port)) {
+            Ok(s) => break s,
+            Err(e) if t.elapsed() > START_TIMEOUT => {
+                panic!("connect to inetd on 127.0.0.1:{port}: {e}\nconfig: {line}")
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(50)),
+        }
     };
-    let mut pop = connect();
+    let mut p = Pop3::new(Conn::Tcp(s));
+    p.greeting();
+    p
+}
+
+/// A whole session through an inetd listening on `port` with `line`: every
+/// message retrieved intact, DELE 1 + QUIT rewrites the mailbox, and
+/// `after_quit` (a check on the inetd's log) runs before a second connection
+/// gets a pop3d of its own that sees the shorter mailbox.
+fn session_through_inetd(w: &World, u: &Account, port: u16, line: &str, after_quit: impl FnOnce()) {
+    let mbox = tricky_mbox();
+    let path = w.mailbox(&u.name);
+    let mut pop = connect_inetd(port, line);
     pop.login(&u.name, &u.pass);
     assert_eq!(pop.stat(), (mbox.len() as u64, mbox.expected_total(&[])));
     for k in 1..=mbox.len() {
@@ -601,17 +605,86 @@ fn openbsd_inetd_starts_pop3d_from_one_config_line() {
     }
     pop.ok("DELE 1");
     pop.quit();
+    pop.expect_closed();
     assert_bytes_eq(
         &fs::read(&path).unwrap(),
         &mbox.bytes_without(&[1]),
         "mailbox after DELE 1 + QUIT via inetd",
     );
-    // inetd reaps the pop3d it started, which exited 0.
-    inetd.wait_stderr("reaped, status 0", Duration::from_secs(20));
+    after_quit();
 
-    // A second connection gets its own pop3d.
-    let mut pop = connect();
+    let mut pop = connect_inetd(port, line);
     pop.login(&u.name, &u.pass);
     assert_eq!(pop.stat().0, mbox.len() as u64 - 1);
     pop.quit();
+}
+
+#[test]
+fn openbsd_inetd_starts_pop3d_from_one_config_line() {
+    let inetd = require_tool("/usr/sbin/inetd", "openbsd-inetd");
+    let mut w = World::new();
+    let u = w.user("alice", "alice-pw");
+    w.write_mailbox(&u, &tricky_mbox().bytes());
+    let port = free_port();
+    let line = inetd_conf_line(&w, port);
+    let conf = w.dir.join("inetd.conf");
+    fs::write(&conf, &line).unwrap();
+    let mut cmd = Command::new(inetd);
+    cmd.arg("-d")
+        .arg(&conf)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null());
+    let inetd = Spawned::start(cmd, "openbsd-inetd -d");
+    inetd.wait_stderr(&format!("127.0.0.1:{port}"), START_TIMEOUT);
+    session_through_inetd(&w, &u, port, &line, || {
+        // inetd reaps the pop3d it started, which exited 0.
+        inetd.wait_stderr("reaped, status 0", Duration::from_secs(20));
+    });
+}
+
+/// busybox inetd, as router and NAS images run it: Debian's busybox source
+/// and configuration with the inetd applet switched on, built by
+/// scripts/build-busybox-inetd.sh (Debian's busybox .deb has no inetd), in
+/// the foreground (-f) logging to stderr (-e). busybox logs nothing for a
+/// "nowait" child that exits, so its log must stay free of errors instead.
+#[test]
+fn busybox_inetd_starts_pop3d_from_one_config_line() {
+    let busybox = busybox_with_inetd();
+    let mut w = World::new();
+    let u = w.user("alice", "alice-pw");
+    w.write_mailbox(&u, &tricky_mbox().bytes());
+    let port = free_port();
+    let line = inetd_conf_line(&w, port);
+    let conf = w.dir.join("inetd.conf");
+    fs::write(&conf, &line).unwrap();
+    let mut cmd = Command::new(&busybox);
+    cmd.args(["inetd", "-f", "-e"])
+        .arg(&conf)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null());
+    let inetd = Spawned::start(cmd, "busybox inetd -f -e");
+    session_through_inetd(&w, &u, port, &line, || {});
+    let log = inetd.log();
+    assert!(
+        log.iter().all(|l| l.trim().is_empty()),
+        "busybox inetd complained:\n{}",
+        log.join("\n")
+    );
+}
+
+/// Debian's busybox with the inetd applet, built once into target/peers.
+fn busybox_with_inetd() -> std::path::PathBuf {
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let bin = repo.join("target/peers/busybox/busybox");
+    let o = Command::new("bash")
+        .arg(repo.join("scripts/build-busybox-inetd.sh"))
+        .stdout(Stdio::null())
+        .output()
+        .expect("run scripts/build-busybox-inetd.sh");
+    assert!(
+        o.status.success() && bin.exists(),
+        "scripts/build-busybox-inetd.sh failed:\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    bin
 }
