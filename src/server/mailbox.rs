@@ -1,7 +1,8 @@
 //! The mailbox as a session sees it in the server: a [`Mailbox`] plus the
 //! identity its file-system work must run under. In root daemon mode every
 //! operation that may create or change files next to the mailbox (locks,
-//! expunge) runs with the user's fsuid/fsgid, exactly like the open did.
+//! expunge) runs with the user's fsuid/fsgid, exactly like the open did;
+//! reads and checks on the already open descriptor need no switch.
 
 use crate::mbox::{ExpungeStep, IndexCache, Mailbox, MboxError, Uid};
 use crate::pop3::Store;
@@ -49,8 +50,10 @@ impl Store for UserMailbox {
     fn data_len(&self, i: usize) -> u64 {
         self.inner.data_len(i)
     }
+    // Only fstat and pread on the open descriptor, which was opened as the
+    // user: no identity switch (two setfsuid/setfsgid pairs per RETR).
     fn verify(&mut self) -> Result<(), MboxError> {
-        self.as_user(Mailbox::verify)
+        self.inner.verify()
     }
     fn read_data(&mut self, i: usize, offset: u64, buf: &mut [u8]) -> std::io::Result<usize> {
         self.inner.read_data(i, offset, buf)
