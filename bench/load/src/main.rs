@@ -13,6 +13,11 @@
 //!   repeated for R rounds: commands/s.
 //! * `fairness`  — one session downloads a big message (RETR) while another
 //!   measures NOOP round trips: p50/p99/max.
+//! * `retr`      — one session fetches messages: `--mode big` RETR 1 to its
+//!   final dot (MB/s on the wire), `--mode lockstep` RETR 1..N one command at
+//!   a time (as fetchmail does), `--mode inflight` the same with `--window`
+//!   (16) commands outstanding: messages/s. Replies are read to their final
+//!   dot line and counted, so a short reply fails the run.
 //! * `mkmbox`    — writes a deterministic mbox fixture.
 //! * `tree`      — prints the process tree of a pid with PSS and CPU (debugging).
 //!
@@ -617,6 +622,70 @@ fn cmd_pipeline(a: &Args) -> Result<(), String> {
     Ok(())
 }
 
+// ---------------------------------------------------------------- retr
+
+/// Reads the rest of a multi-line reply (after its `+OK` line) to the final
+/// `.` line; returns the octets before it, line ends included.
+fn read_multi(c: &mut Client) -> Result<u64, String> {
+    let mut bytes = 0u64;
+    loop {
+        c.read_line().map_err(|f| format!("multi-line reply: {f:?}"))?;
+        if c.line == b".\r\n" {
+            return Ok(bytes);
+        }
+        bytes += c.line.len() as u64;
+    }
+}
+
+fn cmd_retr(a: &Args) -> Result<(), String> {
+    let dst = a.addr()?;
+    let user = a.str("user")?;
+    let pass = a.str("pass")?;
+    let mode = a.str_or("mode", "lockstep");
+    let window: usize = match mode.as_str() {
+        "big" | "lockstep" => 1,
+        "inflight" => a.num("window", 16)?,
+        _ => return Err(format!("--mode: big, lockstep or inflight, not {mode:?}")),
+    };
+    let mut c =
+        Client::login(dst, None, &user, &pass).map_err(|f| format!("login failed: {f:?}"))?;
+    c.send("STAT\r\n").map_err(|f| format!("STAT: {f:?}"))?;
+    c.expect_ok().map_err(|f| format!("STAT: {f:?}"))?;
+    let count: usize = std::str::from_utf8(&c.line)
+        .ok()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|n| n.parse().ok())
+        .ok_or("STAT reply without a count")?;
+    let count = if mode == "big" { count.min(1) } else { count };
+    if count == 0 {
+        return Err("the mailbox is empty".into());
+    }
+    let t0 = Instant::now();
+    let (mut sent, mut done, mut bytes) = (0usize, 0usize, 0u64);
+    while done < count {
+        let mut batch = String::new();
+        while sent < count && sent - done < window {
+            sent += 1;
+            batch.push_str(&format!("RETR {sent}\r\n"));
+        }
+        if !batch.is_empty() {
+            c.send(&batch).map_err(|f| format!("RETR: {f:?}"))?;
+        }
+        c.expect_ok()
+            .map_err(|f| format!("RETR {} reply: {f:?}", done + 1))?;
+        bytes += read_multi(&mut c)?;
+        done += 1;
+    }
+    let secs = t0.elapsed().as_secs_f64();
+    let _ = c.quit();
+    println!(
+        "RESULT mode={mode} msgs={done} bytes={bytes} secs={secs:.4} msgs_per_s={:.1} mb_per_s={:.1}",
+        done as f64 / secs,
+        bytes as f64 / secs / 1e6
+    );
+    Ok(())
+}
+
 // ---------------------------------------------------------------- fairness
 
 fn cmd_fairness(a: &Args) -> Result<(), String> {
@@ -812,7 +881,7 @@ fn cmd_tree(a: &Args) -> Result<(), String> {
 fn main() -> ExitCode {
     let argv: Vec<String> = std::env::args().collect();
     let Some(sub) = argv.get(1) else {
-        eprintln!("usage: pop3-load sessions|idle|pipeline|fairness|mkmbox|tree --key value ...");
+        eprintln!("usage: pop3-load sessions|idle|pipeline|fairness|retr|mkmbox|tree --key value ...");
         return ExitCode::from(2);
     };
     let r = Args::parse(&argv[2..]).and_then(|a| match sub.as_str() {
@@ -820,6 +889,7 @@ fn main() -> ExitCode {
         "idle" => cmd_idle(&a),
         "pipeline" => cmd_pipeline(&a),
         "fairness" => cmd_fairness(&a),
+        "retr" => cmd_retr(&a),
         "mkmbox" => cmd_mkmbox(&a),
         "tree" => cmd_tree(&a),
         _ => Err(format!("unknown subcommand {sub:?}")),
