@@ -20,9 +20,13 @@ use super::buffer::Buffer;
 use super::command::{self, Command, ParseError};
 use super::sasl;
 
-/// Largest chunk of stored message bytes read per step (encoded output is at
-/// most twice as large).
-const READ_CHUNK: usize = 8 * 1024;
+/// Largest chunk of stored message bytes read at once (the whole output
+/// buffer's worth: mail grows little on the wire).
+const READ_CHUNK: usize = crate::config::OUTPUT_BUF;
+
+/// Free output space below which no more message bytes are read while
+/// output is waiting to be sent.
+const MIN_READ: usize = 2048;
 
 /// A user name and password to check. The password bytes are wiped on drop.
 pub struct Credentials {
@@ -726,10 +730,15 @@ impl<S: Store> Txn<S> {
                         return Ok(Progress::Done);
                     }
                     let spare_len = out.free();
-                    if spare_len < 16 {
+                    // Each read is a system call: small ones wait until the
+                    // buffered output has gone out.
+                    if spare_len < 16 || (spare_len < MIN_READ && !out.is_empty()) {
                         return Ok(Progress::OutputFull);
                     }
-                    let want = (spare_len / 2)
+                    // Mail grows by a few percent on the wire (LF to CR LF,
+                    // dot-stuffing); input the output has no room for is
+                    // left unconsumed and read again next time.
+                    let want = (spare_len - spare_len / 32)
                         .min(READ_CHUNK)
                         .min(usize::try_from(len - *offset).unwrap_or(usize::MAX));
                     let got = match self.store.read_data(*msg, *offset, &mut chunk[..want]) {
