@@ -716,47 +716,72 @@ impl<S: Store> Txn<S> {
                 Ok(Progress::Done)
             }
             Pending::Data { msg, offset, enc } => {
-                let len = self.store.data_len(*msg);
-                let mut chunk = [0u8; READ_CHUNK];
-                loop {
-                    if enc.done() || *offset >= len {
-                        if out.free() < 5 {
-                            return Ok(Progress::OutputFull);
-                        }
-                        let spare = out.spare();
-                        let n = enc.finish(spare);
-                        out.commit(n);
-                        *pending = Pending::None;
-                        return Ok(Progress::Done);
-                    }
-                    let spare_len = out.free();
-                    // Each read is a system call: small ones wait until the
-                    // buffered output has gone out.
-                    if spare_len < 16 || (spare_len < MIN_READ && !out.is_empty()) {
-                        return Ok(Progress::OutputFull);
-                    }
-                    // Mail grows by a few percent on the wire (LF to CR LF,
-                    // dot-stuffing); input the output has no room for is
-                    // left unconsumed and read again next time.
-                    let want = (spare_len - spare_len / 32)
-                        .min(READ_CHUNK)
-                        .min(usize::try_from(len - *offset).unwrap_or(usize::MAX));
-                    let got = match self.store.read_data(*msg, *offset, &mut chunk[..want]) {
-                        Ok(0) | Err(_) => return Err(End::ReadFailed),
-                        Ok(n) => n,
-                    };
-                    let spare = out.spare();
-                    let (used, written) = enc.encode(&chunk[..got], spare);
-                    out.commit(written);
-                    *offset += used as u64;
-                    if enc.done() {
-                        continue;
-                    }
-                    if used < got && written == 0 {
-                        return Ok(Progress::OutputFull);
-                    }
+                let progress = SCRATCH.with_borrow_mut(|chunk| {
+                    send_data(&mut self.store, *msg, offset, enc, out, chunk)
+                })?;
+                if matches!(progress, Progress::Done) {
+                    *pending = Pending::None;
                 }
+                Ok(progress)
             }
+        }
+    }
+}
+
+thread_local! {
+    /// Message bytes on their way from the file to the encoder: one buffer
+    /// for every session of the thread (a transfer step never yields while
+    /// using it), so a session holds none and nothing is zeroed per step.
+    static SCRATCH: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(vec![0; READ_CHUNK]);
+}
+
+/// One transfer step of RETR/TOP: reads message `msg` from `offset` and
+/// encodes it into `out` until the output is full or the data is sent
+/// (then the terminator is written too and `Progress::Done` returned).
+fn send_data<S: Store>(
+    store: &mut S,
+    msg: usize,
+    offset: &mut u64,
+    enc: &mut Encoder,
+    out: &mut Buffer,
+    chunk: &mut [u8],
+) -> Result<Progress, End> {
+    let len = store.data_len(msg);
+    loop {
+        if enc.done() || *offset >= len {
+            if out.free() < 5 {
+                return Ok(Progress::OutputFull);
+            }
+            let spare = out.spare();
+            let n = enc.finish(spare);
+            out.commit(n);
+            return Ok(Progress::Done);
+        }
+        let spare_len = out.free();
+        // Each read is a system call: small ones wait until the buffered
+        // output has gone out.
+        if spare_len < 16 || (spare_len < MIN_READ && !out.is_empty()) {
+            return Ok(Progress::OutputFull);
+        }
+        // Mail grows by a few percent on the wire (LF to CR LF,
+        // dot-stuffing); input the output has no room for is left
+        // unconsumed and read again next time.
+        let want = (spare_len - spare_len / 32)
+            .min(chunk.len())
+            .min(usize::try_from(len - *offset).unwrap_or(usize::MAX));
+        let got = match store.read_data(msg, *offset, &mut chunk[..want]) {
+            Ok(0) | Err(_) => return Err(End::ReadFailed),
+            Ok(n) => n,
+        };
+        let spare = out.spare();
+        let (used, written) = enc.encode(&chunk[..got], spare);
+        out.commit(written);
+        *offset += used as u64;
+        if enc.done() {
+            continue;
+        }
+        if used < got && written == 0 {
+            return Ok(Progress::OutputFull);
         }
     }
 }
