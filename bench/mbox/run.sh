@@ -122,9 +122,9 @@ client() { python3 "$here/client.py" 127.0.0.1 "$1" "$user" "$pass" "$2"; }
 # RETR figures come from the compiled load generator: the Python client
 # spends more time per reply than the servers do (it measured 22,000 lock-step
 # RETRs/s against pop3d where pop3-load measures 48,000), which would squeeze
-# every ratio towards 1.
+# every ratio towards 1. Each figure is the median of 3 rounds in one session.
 retr() { # port mode -> "secs msgs bytes msgs/s MB/s"
-    "$load" retr --addr "127.0.0.1:$1" --user "$user" --pass "$pass" --mode "$2" |
+    "$load" retr --addr "127.0.0.1:$1" --user "$user" --pass "$pass" --mode "$2" --rounds 3 |
         sed -n 's/^RESULT .*msgs=\([0-9]*\) bytes=\([0-9]*\) secs=\([0-9.]*\) msgs_per_s=\([0-9.]*\) mb_per_s=\([0-9.]*\).*/\3 \1 \2 \4 \5/p'
 }
 port_of() { case $1 in ours) echo $ours_port ;; popa3d) echo $popa3d_port ;; dovecot) echo $dovecot_port ;; esac; }
