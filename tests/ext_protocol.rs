@@ -493,6 +493,18 @@ fn response_code_in_use_when_the_mailbox_is_locked() {
     );
 }
 
+/// Like [`LOCK_PY`], but started ahead: prints "ready", takes the lock when
+/// a line arrives on stdin, prints "locked", and holds it until stdin closes.
+const LOCK_ON_CUE_PY: &str = r#"
+import fcntl, sys
+f = open(sys.argv[1], "r+b")
+print("ready", flush=True)
+sys.stdin.readline()
+fcntl.lockf(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+print("locked", flush=True)
+sys.stdin.read()
+"#;
+
 /// Time the server spends on the client's behalf (opening the mailbox,
 /// waiting for another program's lock, expunging) is not the client being
 /// idle: with `--idle-timeout 1`, a QUIT whose expunge waits 2.5 s for an
@@ -506,13 +518,11 @@ fn waiting_for_a_lock_at_quit_is_not_idle_time() {
     let path = w.write_mailbox(&u, &mbox.bytes());
     let d = w.daemon(&["--idle-timeout", "1", "--lock-wait", "10"]);
 
-    let mut pop = d.connect();
-    pop.login(&u.name, &u.pass);
-    pop.ok("DELE 2");
-
+    // The locker is started first, so that nothing slow happens between
+    // the commands below (each is within the 1 s idle timeout).
     let mut locker = Command::new(python)
         .arg("-c")
-        .arg(LOCK_PY)
+        .arg(LOCK_ON_CUE_PY)
         .arg(&path)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -522,6 +532,16 @@ fn waiting_for_a_lock_at_quit_is_not_idle_time() {
     let mut out = BufReader::new(locker.stdout.take().unwrap());
     let mut l = String::new();
     out.read_line(&mut l).unwrap();
+    assert_eq!(l.trim(), "ready", "the python locker did not start");
+
+    let mut pop = d.connect();
+    pop.login(&u.name, &u.pass);
+    pop.ok("DELE 2");
+    let mut cue = locker.stdin.take().unwrap();
+    cue.write_all(b"lock\n").unwrap();
+    cue.flush().unwrap();
+    l.clear();
+    out.read_line(&mut l).unwrap();
     assert_eq!(
         l.trim(),
         "locked",
@@ -530,7 +550,7 @@ fn waiting_for_a_lock_at_quit_is_not_idle_time() {
 
     pop.send("QUIT");
     thread::sleep(Duration::from_millis(2500));
-    drop(locker.stdin.take());
+    drop(cue);
     locker.wait().unwrap();
     pop.set_read_timeout(Duration::from_secs(10));
     let r = pop.read_line();
