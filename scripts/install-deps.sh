@@ -7,7 +7,7 @@
 #           (curl fetchmail mpop getmail6 procmail mkpasswd dotlockfile socat
 #           openbsd-inetd python3), what scripts/build-busybox-inetd.sh needs
 #           to build Debian's busybox with its inetd applet (gcc make dpkg-dev
-#           bzip2 xz-utils), and qemu-user-static for the aarch64 tests.
+#           bzip2 xz-utils gpgv), and qemu-user-static for the aarch64 tests.
 #
 # Idempotent: every item is checked first (command -v, rustup ... list), so on a
 # warm machine this costs well under a second. As root, missing apt packages are
@@ -83,6 +83,7 @@ APT_CHECKS=(
     "dpkg-source:dpkg-dev"
     "bzip2:bzip2"
     "xz:xz-utils"
+    "gpgv:gpgv"
     "/usr/sbin/inetd:openbsd-inetd"
     "python3:python3"
 )
