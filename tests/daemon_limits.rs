@@ -8,12 +8,14 @@
 //! (`--max-sessions 100`) with the next ones refused; and a slowloris crowd
 //! of 400 connections trickling one byte every 2 s, which must neither slow
 //! down a normal session nor outlive the pre-login timeout
-//! (`--login-timeout 5`).
+//! (`--login-timeout 5`); and running out of file descriptors (EMFILE on
+//! accept), which must neither spin nor crash nor flood the log.
 
 mod common;
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, TcpStream};
+use std::process::Command;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -380,4 +382,101 @@ fn slowloris_crowd_does_not_stop_a_normal_session() {
         opened.elapsed()
     );
     pop.quit();
+}
+
+/// User plus system CPU time of process `pid`, in clock ticks.
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("read /proc/PID/stat");
+    // Fields after the command name (which may hold spaces): state is the
+    // first, utime and stime are the 12th and 13th.
+    let rest = &stat[stat.rfind(')').expect("a command name") + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap()
+}
+
+/// Out of file descriptors (the daemon's RLIMIT_NOFILE lowered with prlimit
+/// to a few above what it holds): connections past it wait in the listen
+/// queue. The daemon neither spins (CPU time over 2 s far below 2 s) nor
+/// dies, logs the failure once per `--min-delay` window, and greets the
+/// waiting clients as soon as earlier ones leave; a normal session works
+/// afterwards.
+#[test]
+fn out_of_descriptors_neither_spins_nor_crashes() {
+    let prlimit = require_tool("prlimit", "util-linux");
+    let mut w = World::new();
+    let u = w.user("alice", "alice-pw");
+    w.write_mailbox(&u, &simple_mbox(2).bytes());
+    let mut d = w.daemon(&["--min-delay", "30"]);
+    let pid = d.pid();
+    let open = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .expect("list /proc/PID/fd")
+        .count();
+    let limit = open + 4;
+    run(
+        Command::new(&prlimit)
+            .arg("--pid")
+            .arg(pid.to_string())
+            .arg(format!("--nofile={limit}:{limit}")),
+        "prlimit --nofile on the daemon",
+    );
+
+    // 16 clients: a few are accepted, the rest wait in the listen queue.
+    let greeted = |c: &mut TcpStream, wait: Duration| -> bool {
+        c.set_read_timeout(Some(wait)).unwrap();
+        let mut buf = [0u8; 64];
+        matches!(c.read(&mut buf), Ok(n) if n > 0 && buf.starts_with(b"+OK"))
+    };
+    let mut conns: Vec<TcpStream> = (0..16)
+        .map(|i| TcpStream::connect(d.addr).unwrap_or_else(|e| panic!("connect #{i}: {e}")))
+        .collect();
+    let (mut waiting, mut served) = (Vec::new(), Vec::new());
+    for mut c in conns.drain(..) {
+        if greeted(&mut c, Duration::from_millis(500)) {
+            served.push(c);
+        } else {
+            waiting.push(c);
+        }
+    }
+    eprintln!(
+        "{open} descriptors open, limit {limit}: {} greeted, {} waiting",
+        served.len(),
+        waiting.len()
+    );
+    assert!(
+        !waiting.is_empty(),
+        "all 16 clients were greeted with RLIMIT_NOFILE {limit}"
+    );
+
+    // Out of descriptors for 2 s: no spinning, one log line, still alive.
+    let before = cpu_ticks(pid);
+    thread::sleep(Duration::from_secs(2));
+    let spent = cpu_ticks(pid) - before;
+    assert!(
+        spent < 50,
+        "the daemon used {spent} ticks of CPU in 2 s while out of descriptors"
+    );
+    assert!(d.is_running(), "the daemon died when out of descriptors");
+    let failures = d.log().iter().filter(|l| l.contains("accept:")).count();
+    assert_eq!(
+        failures,
+        1,
+        "accept failures logged once per --min-delay window:\n{}",
+        d.log().join("\n")
+    );
+
+    // The greeted clients leave; each waiting one is greeted in turn as the
+    // one before it leaves.
+    drop(served);
+    for (i, mut c) in waiting.into_iter().enumerate() {
+        assert!(
+            greeted(&mut c, Duration::from_secs(10)),
+            "waiting client #{i} was never greeted\n{}",
+            d.log().join("\n")
+        );
+    }
+    let mut pop = d.connect();
+    pop.login(&u.name, &u.pass);
+    assert_eq!(pop.stat().0, 2);
+    pop.quit();
+    assert!(d.is_running());
 }

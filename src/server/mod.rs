@@ -91,6 +91,8 @@ struct Server {
     accept_paused: Option<Instant>,
     /// Last "limit reached" log line (rate-limited to one per `min_delay`).
     last_limit_log: Option<Instant>,
+    /// When a failed accept (out of descriptors) was last logged.
+    last_accept_error_log: Option<Instant>,
     /// The spool directory's group when it is group-writable (for dot-locks).
     spool_group: Option<u32>,
     /// hosts_access(5) rules and the watcher that reloads them.
@@ -226,6 +228,7 @@ pub fn run(cfg: Config) -> Result<(), String> {
         shutdown_at: None,
         accept_paused: None,
         last_limit_log: None,
+        last_accept_error_log: None,
         spool_group,
         access,
         watcher,
@@ -473,9 +476,20 @@ impl Server {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
                     // EMFILE/ENFILE/ENOBUFS: the connection stays queued;
-                    // pause accepting briefly instead of spinning on it.
-                    crit!("accept: {e}");
-                    self.accept_paused = Some(Instant::now() + ACCEPT_PAUSE);
+                    // pause accepting briefly instead of spinning on it, and
+                    // say so once per minimum-delay window, not per retry.
+                    let now = Instant::now();
+                    if self
+                        .last_accept_error_log
+                        .is_none_or(|t| now.duration_since(t) >= self.cfg.min_delay)
+                    {
+                        self.last_accept_error_log = Some(now);
+                        crit!(
+                            "accept: {e} (with {} sessions); new connections wait",
+                            self.live()
+                        );
+                    }
+                    self.accept_paused = Some(now + ACCEPT_PAUSE);
                     return;
                 }
             };
