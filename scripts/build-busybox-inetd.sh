@@ -8,8 +8,8 @@
 # router and NAS images start pop3d from. So the test suite builds it from
 # Debian's own source package: the pristine upstream tarball, Debian's
 # patches (dpkg-source -x) and Debian's configuration for the busybox .deb
-# (debian/config/pkg/deb) with CONFIG_INETD=y added: the busybox a Debian
-# user would get if the package had inetd.
+# (debian/config/pkg/deb) with CONFIG_INETD=y added (and pid files off, see
+# below): the busybox a Debian user would get if the package had inetd.
 #
 # The source files come straight from the Debian mirror (no deb-src entry
 # needed in apt's sources), checked the way apt would: the suite's InRelease
@@ -101,6 +101,9 @@ cp "$src/debian/config/pkg/deb" "$src/.config"
 grep -qx '# CONFIG_INETD is not set' "$src/.config" ||
     die "Debian's busybox config no longer has the line '# CONFIG_INETD is not set'"
 sed -i 's/^# CONFIG_INETD is not set$/CONFIG_INETD=y/' "$src/.config"
+# No pid files: run as root by the tests, busybox inetd would otherwise
+# overwrite /run/inetd.pid, which belongs to the system's inetd.
+sed -i 's/^CONFIG_FEATURE_PIDFILE=y$/# CONFIG_FEATURE_PIDFILE is not set/' "$src/.config"
 say "make busybox $version (Debian's deb config + CONFIG_INETD=y)"
 # `yes` dies of SIGPIPE when make is done: only make's status counts here.
 if ! (set +o pipefail && cd "$src" && yes "" | make -s oldconfig >"$work/config.log" 2>&1); then
@@ -108,6 +111,7 @@ if ! (set +o pipefail && cd "$src" && yes "" | make -s oldconfig >"$work/config.
     die "make oldconfig failed"
 fi
 grep -qx 'CONFIG_INETD=y' "$src/.config" || die "CONFIG_INETD=y did not survive make oldconfig"
+grep -q '^CONFIG_FEATURE_PIDFILE=y' "$src/.config" && die "CONFIG_FEATURE_PIDFILE is still on after make oldconfig"
 jobs=$(nproc 2>/dev/null || echo 2)
 if ! (cd "$src" && make -s -j"$jobs" busybox >"$work/build.log" 2>&1); then
     tail -40 "$work/build.log" >&2
