@@ -619,16 +619,45 @@ fn session_through_inetd(w: &World, u: &Account, port: u16, line: &str, after_qu
     pop.quit();
 }
 
+/// A world for an inetd test: user alice with the tricky mailbox, a free
+/// port and an inetd.conf holding the one line that starts pop3d there.
+struct InetdWorld {
+    w: World,
+    u: Account,
+    port: u16,
+    line: String,
+    conf: std::path::PathBuf,
+}
+
+impl InetdWorld {
+    fn new() -> InetdWorld {
+        let mut w = World::new();
+        let u = w.user("alice", "alice-pw");
+        w.write_mailbox(&u, &tricky_mbox().bytes());
+        let port = free_port();
+        let line = inetd_conf_line(&w, port);
+        let conf = w.dir.join("inetd.conf");
+        fs::write(&conf, &line).unwrap();
+        InetdWorld {
+            w,
+            u,
+            port,
+            line,
+            conf,
+        }
+    }
+}
+
 #[test]
 fn openbsd_inetd_starts_pop3d_from_one_config_line() {
     let inetd = require_tool("/usr/sbin/inetd", "openbsd-inetd");
-    let mut w = World::new();
-    let u = w.user("alice", "alice-pw");
-    w.write_mailbox(&u, &tricky_mbox().bytes());
-    let port = free_port();
-    let line = inetd_conf_line(&w, port);
-    let conf = w.dir.join("inetd.conf");
-    fs::write(&conf, &line).unwrap();
+    let InetdWorld {
+        w,
+        u,
+        port,
+        line,
+        conf,
+    } = InetdWorld::new();
     let mut cmd = Command::new(inetd);
     cmd.arg("-d")
         .arg(&conf)
@@ -650,13 +679,13 @@ fn openbsd_inetd_starts_pop3d_from_one_config_line() {
 #[test]
 fn busybox_inetd_starts_pop3d_from_one_config_line() {
     let busybox = busybox_with_inetd();
-    let mut w = World::new();
-    let u = w.user("alice", "alice-pw");
-    w.write_mailbox(&u, &tricky_mbox().bytes());
-    let port = free_port();
-    let line = inetd_conf_line(&w, port);
-    let conf = w.dir.join("inetd.conf");
-    fs::write(&conf, &line).unwrap();
+    let InetdWorld {
+        w,
+        u,
+        port,
+        line,
+        conf,
+    } = InetdWorld::new();
     let mut cmd = Command::new(&busybox);
     cmd.args(["inetd", "-f", "-e"])
         .arg(&conf)

@@ -432,28 +432,31 @@ fn response_code_sys_temp_on_limits() {
 }
 
 /// Holds an fcntl (POSIX) write lock on the file named by argv[1] until
-/// stdin closes; prints "locked" once it holds it.
+/// stdin closes; prints "locked" once it holds it. With argv[2] = "cue" it
+/// prints "ready" first and takes the lock when a line arrives on stdin.
 const LOCK_PY: &str = r#"
 import fcntl, sys
 f = open(sys.argv[1], "r+b")
+if sys.argv[2:] == ["cue"]:
+    print("ready", flush=True)
+    sys.stdin.readline()
 fcntl.lockf(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
 print("locked", flush=True)
 sys.stdin.read()
 "#;
 
-#[test]
-fn response_code_in_use_when_the_mailbox_is_locked() {
+/// Starts [`LOCK_PY`] on `path` (on cue or at once) and waits for its first
+/// line ("ready" or "locked"); its stdin holds the lock, its stdout follows.
+fn spawn_locker(
+    path: &std::path::Path,
+    cue: bool,
+) -> (std::process::Child, BufReader<std::process::ChildStdout>) {
     let python = require_tool("python3", "python3");
-    let mut w = World::new();
-    let u = w.user("alice", "alice-pw");
-    let mbox = simple_mbox(2);
-    let path = w.write_mailbox(&u, &mbox.bytes());
-    let d = w.daemon(&["--lock-wait", "1"]);
-
     let mut locker = Command::new(python)
         .arg("-c")
         .arg(LOCK_PY)
-        .arg(&path)
+        .arg(path)
+        .args(cue.then_some("cue"))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -462,11 +465,19 @@ fn response_code_in_use_when_the_mailbox_is_locked() {
     let mut out = BufReader::new(locker.stdout.take().unwrap());
     let mut l = String::new();
     out.read_line(&mut l).unwrap();
-    assert_eq!(
-        l.trim(),
-        "locked",
-        "the python locker did not take its lock"
-    );
+    let want = if cue { "ready" } else { "locked" };
+    assert_eq!(l.trim(), want, "the python locker did not start");
+    (locker, out)
+}
+
+#[test]
+fn response_code_in_use_when_the_mailbox_is_locked() {
+    let mut w = World::new();
+    let u = w.user("alice", "alice-pw");
+    let mbox = simple_mbox(2);
+    let path = w.write_mailbox(&u, &mbox.bytes());
+    let d = w.daemon(&["--lock-wait", "1"]);
+    let (mut locker, _out) = spawn_locker(&path, false);
 
     let mut pop = d.connect();
     pop.ok(&format!("USER {}", u.name));
@@ -493,46 +504,20 @@ fn response_code_in_use_when_the_mailbox_is_locked() {
     );
 }
 
-/// Like [`LOCK_PY`], but started ahead: prints "ready", takes the lock when
-/// a line arrives on stdin, prints "locked", and holds it until stdin closes.
-const LOCK_ON_CUE_PY: &str = r#"
-import fcntl, sys
-f = open(sys.argv[1], "r+b")
-print("ready", flush=True)
-sys.stdin.readline()
-fcntl.lockf(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-print("locked", flush=True)
-sys.stdin.read()
-"#;
-
 /// Time the server spends on the client's behalf (opening the mailbox,
 /// waiting for another program's lock, expunging) is not the client being
 /// idle: with `--idle-timeout 1`, a QUIT whose expunge waits 2.5 s for an
 /// fcntl lock still completes and answers +OK.
 #[test]
 fn waiting_for_a_lock_at_quit_is_not_idle_time() {
-    let python = require_tool("python3", "python3");
     let mut w = World::new();
     let u = w.user("alice", "alice-pw");
     let mbox = simple_mbox(3);
     let path = w.write_mailbox(&u, &mbox.bytes());
     let d = w.daemon(&["--idle-timeout", "1", "--lock-wait", "10"]);
-
     // The locker is started first, so that nothing slow happens between
     // the commands below (each is within the 1 s idle timeout).
-    let mut locker = Command::new(python)
-        .arg("-c")
-        .arg(LOCK_ON_CUE_PY)
-        .arg(&path)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn the python locker");
-    let mut out = BufReader::new(locker.stdout.take().unwrap());
-    let mut l = String::new();
-    out.read_line(&mut l).unwrap();
-    assert_eq!(l.trim(), "ready", "the python locker did not start");
+    let (mut locker, mut out) = spawn_locker(&path, true);
 
     let mut pop = d.connect();
     pop.login(&u.name, &u.pass);
@@ -540,7 +525,7 @@ fn waiting_for_a_lock_at_quit_is_not_idle_time() {
     let mut cue = locker.stdin.take().unwrap();
     cue.write_all(b"lock\n").unwrap();
     cue.flush().unwrap();
-    l.clear();
+    let mut l = String::new();
     out.read_line(&mut l).unwrap();
     assert_eq!(
         l.trim(),

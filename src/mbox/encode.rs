@@ -108,13 +108,9 @@ impl Encoder {
                 if room < 2 {
                     break;
                 }
-                out[o] = b'.';
-                out[o + 1] = b'.';
+                self.stuff_dot(&mut out[o..o + 2]);
                 o += 2;
                 i += 1;
-                self.stuffed += 1;
-                self.line = LineSoFar::Text;
-                self.prev_cr = false;
                 continue;
             }
             if b == b'\n' {
@@ -153,6 +149,14 @@ impl Encoder {
         (i, o)
     }
 
+    /// Writes a line's leading dot doubled into `out` (two bytes).
+    fn stuff_dot(&mut self, out: &mut [u8]) {
+        out.copy_from_slice(b"..");
+        self.stuffed += 1;
+        self.line = LineSoFar::Text;
+        self.prev_cr = false;
+    }
+
     /// RETR's fast path: eight input bytes at a time, each word copied whole
     /// to the output (bytes past a line end are overwritten by what follows),
     /// and its LFs found with a word mask. Stops while at least eight input
@@ -162,13 +166,9 @@ impl Encoder {
         let (mut i, mut o) = (0, 0);
         while input.len() - i >= 8 && out.len() - o >= WORD_ROOM {
             if self.line == LineSoFar::Nothing && input[i] == b'.' {
-                out[o] = b'.';
-                out[o + 1] = b'.';
+                self.stuff_dot(&mut out[o..o + 2]);
                 o += 2;
                 i += 1;
-                self.stuffed += 1;
-                self.line = LineSoFar::Text;
-                self.prev_cr = false;
                 continue;
             }
             // Whole words without LF: copied and passed over.
