@@ -218,9 +218,7 @@ impl Drop for KillOnDrop {
 
 /// (state, session id) of a process from /proc/PID/stat; None once gone.
 fn proc_state_and_sid(pid: u32) -> Option<(char, u32)> {
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let rest = stat.rsplit_once(')')?.1;
-    let f: Vec<&str> = rest.split_whitespace().collect();
+    let f = proc_stat(pid)?;
     Some((f[0].chars().next()?, f[3].parse().ok()?))
 }
 

@@ -386,11 +386,7 @@ fn slowloris_crowd_does_not_stop_a_normal_session() {
 
 /// User plus system CPU time of process `pid`, in clock ticks.
 fn cpu_ticks(pid: u32) -> u64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("read /proc/PID/stat");
-    // Fields after the command name (which may hold spaces): state is the
-    // first, utime and stime are the 12th and 13th.
-    let rest = &stat[stat.rfind(')').expect("a command name") + 2..];
-    let f: Vec<&str> = rest.split_whitespace().collect();
+    let f = proc_stat(pid).expect("read /proc/PID/stat");
     f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap()
 }
 

@@ -584,13 +584,14 @@ fn connect_inetd(port: u16, line: &str) -> Pop3 {
     p
 }
 
-/// A whole session through an inetd listening on `port` with `line`: every
+/// A whole session through the inetd of `iw` (listening on its port): every
 /// message retrieved intact, DELE 1 + QUIT rewrites the mailbox, and
 /// `after_quit` (a check on the inetd's log) runs before a second connection
 /// gets a pop3d of its own that sees the shorter mailbox.
-fn session_through_inetd(w: &World, u: &Account, port: u16, line: &str, after_quit: impl FnOnce()) {
+fn session_through_inetd(iw: &InetdWorld, after_quit: impl FnOnce()) {
+    let (u, port, line) = (&iw.u, iw.port, iw.line.as_str());
     let mbox = tricky_mbox();
-    let path = w.mailbox(&u.name);
+    let path = iw.w.mailbox(&u.name);
     let mut pop = connect_inetd(port, line);
     pop.login(&u.name, &u.pass);
     assert_eq!(pop.stat(), (mbox.len() as u64, mbox.expected_total(&[])));
@@ -651,21 +652,15 @@ impl InetdWorld {
 #[test]
 fn openbsd_inetd_starts_pop3d_from_one_config_line() {
     let inetd = require_tool("/usr/sbin/inetd", "openbsd-inetd");
-    let InetdWorld {
-        w,
-        u,
-        port,
-        line,
-        conf,
-    } = InetdWorld::new();
+    let iw = InetdWorld::new();
     let mut cmd = Command::new(inetd);
     cmd.arg("-d")
-        .arg(&conf)
+        .arg(&iw.conf)
         .stdin(Stdio::null())
         .stdout(Stdio::null());
     let inetd = Spawned::start(cmd, "openbsd-inetd -d");
-    inetd.wait_stderr(&format!("127.0.0.1:{port}"), START_TIMEOUT);
-    session_through_inetd(&w, &u, port, &line, || {
+    inetd.wait_stderr(&format!("127.0.0.1:{}", iw.port), START_TIMEOUT);
+    session_through_inetd(&iw, || {
         // inetd reaps the pop3d it started, which exited 0.
         inetd.wait_stderr("reaped, status 0", Duration::from_secs(20));
     });
@@ -679,20 +674,14 @@ fn openbsd_inetd_starts_pop3d_from_one_config_line() {
 #[test]
 fn busybox_inetd_starts_pop3d_from_one_config_line() {
     let busybox = busybox_with_inetd();
-    let InetdWorld {
-        w,
-        u,
-        port,
-        line,
-        conf,
-    } = InetdWorld::new();
+    let iw = InetdWorld::new();
     let mut cmd = Command::new(&busybox);
     cmd.args(["inetd", "-f", "-e"])
-        .arg(&conf)
+        .arg(&iw.conf)
         .stdin(Stdio::null())
         .stdout(Stdio::null());
     let inetd = Spawned::start(cmd, "busybox inetd -f -e");
-    session_through_inetd(&w, &u, port, &line, || {});
+    session_through_inetd(&iw, || {});
     let log = inetd.log();
     assert!(
         log.iter().all(|l| l.trim().is_empty()),

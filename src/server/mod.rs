@@ -89,9 +89,9 @@ struct Server {
     shutdown_at: Option<Instant>,
     /// Accepting stopped until then (out of descriptors).
     accept_paused: Option<Instant>,
-    /// Last "limit reached" log line (rate-limited to one per `min_delay`).
+    /// Last "limit reached" log line (one per `min_delay`, [`log_due`]).
     last_limit_log: Option<Instant>,
-    /// When a failed accept (out of descriptors) was last logged.
+    /// Last failed-accept (out of descriptors) log line, the same way.
     last_accept_error_log: Option<Instant>,
     /// The spool directory's group when it is group-writable (for dot-locks).
     spool_group: Option<u32>,
@@ -479,11 +479,7 @@ impl Server {
                     // pause accepting briefly instead of spinning on it, and
                     // say so once per minimum-delay window, not per retry.
                     let now = Instant::now();
-                    if self
-                        .last_accept_error_log
-                        .is_none_or(|t| now.duration_since(t) >= self.cfg.min_delay)
-                    {
-                        self.last_accept_error_log = Some(now);
+                    if log_due(&mut self.last_accept_error_log, now, self.cfg.min_delay) {
                         crit!(
                             "accept: {e} (with {} sessions); new connections wait",
                             self.live()
@@ -504,11 +500,7 @@ impl Server {
                 self.limits.admit(ip, now)
             };
             if let Err(why) = admitted {
-                if self
-                    .last_limit_log
-                    .is_none_or(|t| now.duration_since(t) >= self.cfg.min_delay)
-                {
-                    self.last_limit_log = Some(now);
+                if log_due(&mut self.last_limit_log, now, self.cfg.min_delay) {
                     match why {
                         Refused::Sessions => notice!("{ip}: sessions limit reached"),
                         Refused::PerSource => notice!("{ip}: per source limit reached"),
@@ -783,6 +775,16 @@ impl Server {
             }
         }
     }
+}
+
+/// Rate limit for repeated log lines: true (and `last` set to `now`) when
+/// nothing was logged through `last` within `every`.
+fn log_due(last: &mut Option<Instant>, now: Instant, every: Duration) -> bool {
+    if last.is_some_and(|t| now.duration_since(t) < every) {
+        return false;
+    }
+    *last = Some(now);
+    true
 }
 
 /// Sends a one-line refusal if the socket takes it at once, then closes.

@@ -1185,6 +1185,15 @@ pub fn proc_status_ids(pid: u32, name: &str) -> Option<Vec<u32>> {
     )
 }
 
+/// The fields of /proc/PID/stat after the command name (state first, then
+/// ppid, ...; utime and stime are [11] and [12]); None once the process is
+/// gone. The name may contain spaces, so the line is cut at its last ')'.
+pub fn proc_stat(pid: u32) -> Option<Vec<String>> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = stat.rsplit_once(')')?.1;
+    Some(rest.split_whitespace().map(str::to_owned).collect())
+}
+
 /// `pid` and all its descendants (from /proc/*/stat).
 pub fn process_tree(pid: u32) -> Vec<u32> {
     let mut parent_of = Vec::new();
@@ -1192,15 +1201,8 @@ pub fn process_tree(pid: u32) -> Vec<u32> {
         let Ok(p) = e.file_name().to_string_lossy().parse::<u32>() else {
             continue;
         };
-        let Ok(stat) = fs::read_to_string(format!("/proc/{p}/stat")) else {
-            continue;
-        };
-        // pid (comm) state ppid ...: comm may contain spaces, so cut at the last ')'.
-        if let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) {
-            let f: Vec<&str> = rest.split_whitespace().collect();
-            if let Some(pp) = f.get(1).and_then(|s| s.parse::<u32>().ok()) {
-                parent_of.push((p, pp));
-            }
+        if let Some(pp) = proc_stat(p).and_then(|f| f.get(1)?.parse::<u32>().ok()) {
+            parent_of.push((p, pp));
         }
     }
     let mut tree = vec![pid];
