@@ -14,9 +14,12 @@
 # p3dbench (created if missing, password bench-pw) from /var/mail/p3dbench.
 #   pop3d:   target/x86_64-unknown-linux-musl/release/pop3d -D -F (built if missing)
 #   popa3d:  target/peers/popa3d (scripts/fetch-peers.sh) in inetd mode under socat
-#   Dovecot: target/peers/dovecot master with its own config (-c); it starts
-#            its service binaries from /usr/lib/dovecot, so the same version
-#            must be installed there (it is where dovecot-core is installed).
+#   Dovecot: target/peers/dovecot master with its own config (-c); it runs
+#            /usr/bin/doveconf and its services from /usr/lib/dovecot, its
+#            compiled-in paths, so the script re-runs itself in a private
+#            mount namespace where read-only overlays put the extracted
+#            package there (the host's /usr is not changed; no dovecot-core
+#            needs to be installed).
 #
 # Fixtures (target/bench/mbox, generated once by gen.py, deterministic):
 #   m100.mbox   20,000 messages, ~100 MB     PASS->+OK, first STAT
@@ -45,10 +48,18 @@ bash "$repo/scripts/fetch-peers.sh" popa3d dovecot >/dev/null
 popa3d="$repo/target/peers/popa3d/usr/sbin/popa3d"
 dovecot="$repo/target/peers/dovecot/usr/sbin/dovecot"
 command -v socat >/dev/null || die "socat is needed (apt-get install socat)"
+if [ -z "${BENCH_MBOX_NS:-}" ]; then
+    BENCH_MBOX_NS=1 exec unshare --mount --propagation private bash "${BASH_SOURCE[0]}" "$@"
+fi
+mount -t overlay overlay -o "lowerdir=$repo/target/peers/dovecot/usr/lib:/usr/lib" /usr/lib
+mount -t overlay overlay -o "lowerdir=$repo/target/peers/dovecot/usr/bin:/usr/bin" /usr/bin
 
 # popa3d's package would have made these.
 id popa3d >/dev/null 2>&1 || useradd --system -M -d /var/lib/popa3d -s /usr/sbin/nologin popa3d
 mkdir -p /var/lib/popa3d
+# And Dovecot's (its login and service processes run as these).
+id dovecot >/dev/null 2>&1 || useradd --system -M -d /usr/lib/dovecot -s /usr/sbin/nologin dovecot
+id dovenull >/dev/null 2>&1 || useradd --system -M -d /nonexistent -s /usr/sbin/nologin dovenull
 [ -e /etc/pam.d/popa3d ] || cp "$repo/target/peers/popa3d/etc/pam.d/popa3d" /etc/pam.d/popa3d
 
 user=p3dbench pass=bench-pw
@@ -115,7 +126,8 @@ service pop3-login {
   }
 }
 EOF
-LD_LIBRARY_PATH="$repo/target/peers/dovecot/usr/lib/dovecot" "$dovecot" -c "$dv/dovecot.conf" </dev/null >/dev/null 2>&1
+LD_LIBRARY_PATH=/usr/lib/dovecot "$dovecot" -c "$dv/dovecot.conf" </dev/null >"$dv/start.log" 2>&1 ||
+    die "Dovecot did not start: $(cat "$dv/start.log")"
 sleep 1
 
 client() { python3 "$here/client.py" 127.0.0.1 "$1" "$user" "$pass" "$2"; }
