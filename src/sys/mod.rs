@@ -2,6 +2,7 @@
 //! std does not offer (file-system identity, privilege drops, OFD locks, process
 //! control). Every `unsafe` block carries a comment saying why it is sound.
 
+pub mod clock;
 pub mod dotlock;
 pub mod lock;
 pub mod net;
