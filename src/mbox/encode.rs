@@ -17,16 +17,26 @@
 
 use super::scan::find_byte;
 
-/// Output room [`Encoder::encode_words`] needs for one step: a whole word
-/// stored, or a dot doubled, plus CR LF.
+/// Output room [`Encoder::encode_words`] needs for one step: at least a
+/// word of the line, or a dot doubled, plus CR LF.
 const WORD_ROOM: usize = 8 + 2;
 
-/// A word with the high bit set in exactly the bytes of `w` that are LF (no
-/// carries between bytes, so every bit is exact, not just the first).
-fn lf_mask(w: u64) -> u64 {
-    const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
-    let x = w ^ 0x0a0a_0a0a_0a0a_0a0a;
-    !(((x & LOW7) + LOW7) | x | LOW7)
+/// Copies `input[..n]` to `out[..n]`. Where both have 16 bytes to spare
+/// past `n`, in 16-byte blocks that may write up to 15 bytes past `n` (the
+/// caller writes over them next): lines are short, and a call to the C
+/// library's memcpy for each one cost more than the copy (musl's has no
+/// fast path for short lengths).
+fn copy_line(input: &[u8], out: &mut [u8], n: usize) {
+    if input.len() < n + 16 || out.len() < n + 16 {
+        out[..n].copy_from_slice(&input[..n]);
+        return;
+    }
+    let mut k = 0;
+    while k < n {
+        let block: [u8; 16] = input[k..k + 16].try_into().expect("16 bytes");
+        out[k..k + 16].copy_from_slice(&block);
+        k += 16;
+    }
 }
 
 /// Where the current line is, for TOP's empty-line test.
@@ -157,11 +167,12 @@ impl Encoder {
         self.prev_cr = false;
     }
 
-    /// RETR's fast path: eight input bytes at a time, each word copied whole
-    /// to the output (bytes past a line end are overwritten by what follows),
-    /// and its LFs found with a word mask. Stops while at least eight input
-    /// bytes and [`WORD_ROOM`] bytes of output remain, leaving the rest to the
-    /// byte loop; the state it leaves is the one the byte loop would leave.
+    /// RETR's fast path: a line at a time, its LF found eight bytes at a time
+    /// ([`find_byte`]) and the line copied in one piece (a line longer than
+    /// the output room is copied as far as it fits). Stops while at least
+    /// eight input bytes and [`WORD_ROOM`] bytes of output remain, leaving the
+    /// rest to the byte loop; the state it leaves is the one the byte loop
+    /// would leave.
     fn encode_words(&mut self, input: &[u8], out: &mut [u8]) -> (usize, usize) {
         let (mut i, mut o) = (0, 0);
         while input.len() - i >= 8 && out.len() - o >= WORD_ROOM {
@@ -171,32 +182,19 @@ impl Encoder {
                 i += 1;
                 continue;
             }
-            // Whole words without LF: copied and passed over.
-            let start = i;
-            let mut lfs = 0;
-            let mut w = [0u8; 8];
-            while input.len() - i >= 8 && out.len() - o >= WORD_ROOM {
-                w = input[i..i + 8].try_into().expect("eight bytes");
-                out[o..o + 8].copy_from_slice(&w);
-                lfs = lf_mask(u64::from_le_bytes(w));
-                if lfs != 0 {
-                    break;
-                }
-                i += 8;
-                o += 8;
-            }
-            if i > start {
+            // The rest of the line (as much as fits), found then copied whole.
+            let span = (input.len() - i).min(out.len() - o - 2);
+            let Some(p) = find_byte(&input[i..i + span], b'\n') else {
+                out[o..o + span].copy_from_slice(&input[i..i + span]);
+                i += span;
+                o += span;
                 self.line = LineSoFar::Text;
                 self.prev_cr = input[i - 1] == b'\r';
-            }
-            if lfs == 0 {
                 break;
-            }
-            // The first LF of the word ends the line; what follows it is
-            // looked at again from the next line's start.
-            let p = (lfs.trailing_zeros() / 8) as usize;
+            };
+            copy_line(&input[i..], &mut out[o..], p);
             let after_cr = if p > 0 {
-                w[p - 1] == b'\r'
+                input[i + p - 1] == b'\r'
             } else {
                 self.prev_cr
             };
@@ -420,22 +418,6 @@ mod tests {
                     "round {round}, chunk {chunk}, room {room}: {:?}",
                     String::from_utf8_lossy(&m)
                 );
-            }
-        }
-    }
-
-    #[test]
-    fn lf_mask_marks_exactly_the_lfs() {
-        for w in [
-            *b"\n\n\n\n\n\n\n\n",
-            *b"\x0b\n\x09\n\x8a\x0a\x00\xff",
-            *b"abcdefgh",
-            *b"\x01\n\x01\n\x01\x01\x01\n",
-        ] {
-            let m = lf_mask(u64::from_le_bytes(w));
-            for (k, &b) in w.iter().enumerate() {
-                assert_eq!(m >> (8 * k + 7) & 1 == 1, b == b'\n', "{w:?} byte {k}");
-                assert_eq!(m >> (8 * k) & 0x7f, 0);
             }
         }
     }
