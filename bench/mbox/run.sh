@@ -48,6 +48,7 @@ bash "$repo/scripts/fetch-peers.sh" popa3d dovecot >/dev/null
 popa3d="$repo/target/peers/popa3d/usr/sbin/popa3d"
 dovecot="$repo/target/peers/dovecot/usr/sbin/dovecot"
 command -v socat >/dev/null || die "socat is needed (apt-get install socat)"
+command -v gcc >/dev/null || die "gcc is needed (apt-get install gcc)"
 if [ -z "${BENCH_MBOX_NS:-}" ]; then
     BENCH_MBOX_NS=1 exec unshare --mount --propagation private bash "${BASH_SOURCE[0]}" "$@"
 fi
@@ -185,6 +186,15 @@ for s in "${servers[@]}"; do
     say "DELE 1 + QUIT on m1g $s: ${t}s"
 done
 
+# The lock-step row's ceiling: a bare request/reply ping-pong over loopback.
+gcc -O2 -o "$work/pingpong" "$here/pingpong.c"
+floor=0
+for _ in 1 2 3; do
+    f=$("$work/pingpong" 20000 2000)
+    floor=$(python3 -c "print(max($floor, $f))")
+done
+say "lock-step floor (pingpong.c): $floor round trips/s"
+
 # --- table -------------------------------------------------------------------
 row() { # label key kind(time|rate)
     local o=${R[$2.ours]} p=${R[$2.popa3d]} d=${R[$2.dovecot]}
@@ -213,4 +223,13 @@ EOF
     row "20k small RETR lock-step, msgs/s" lock rate
     row "20k small RETR 16 in flight, msgs/s" fly rate
     row "DELE 1 + QUIT on 1 GiB" dele time
+    echo
+    python3 - "$floor" "${R[lock.ours]}" "${R[lock.popa3d]}" "${R[lock.dovecot]}" <<'EOF'
+import sys
+floor, ours, p, d = map(float, sys.argv[1:])
+print("Lock-step floor of this machine (bench/mbox/pingpong.c: two processes, an 8-byte"
+      " request and a 2,000-byte reply over loopback, nothing else, best of 3):"
+      " %.0f round trips/s. Ours is %.0f%% of it; 2x the best peer would be %.0f/s."
+      % (floor, 100 * ours / floor, 2 * max(p, d)))
+EOF
 } | tee "$work/results.md"
