@@ -7,7 +7,7 @@
 #   sudo bash bench/mbox/run.sh [quick]
 #
 # "warm" is a second login to the same, unchanged mailbox: the daemon serves it
-# from its index cache; library-level figures come from tests/mbox_bench.rs.
+# from its index cache; library-level figures come from examples/mbox_timings.rs.
 #
 # Needs root: popa3d (Debian's build) authenticates through PAM against a real
 # user and serves /var/mail/USER, so all three servers serve the system user

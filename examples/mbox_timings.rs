@@ -1,10 +1,12 @@
-//! Library-level mailbox timings (not a test of correctness; ignored by
-//! default): cold open, re-open through the index cache (unchanged and with
-//! one message appended), verify, and DELE 1, on a fixture file.
+//! Library-level mailbox timings (not a test; bench/mbox/run.sh measures the
+//! daemon against popa3d and Dovecot): cold open, re-open through the index
+//! cache (unchanged and with one message appended), verify, and DELE 1, on a
+//! fixture file (bench/mbox/gen.py).
 //!
-//!     MBOX_BENCH_FILE=target/bench/mbox/m1g.s1 \
-//!         cargo test --release --test mbox_bench -- --ignored --nocapture
+//!     cargo run --release --example mbox_timings -- target/bench/mbox/m1g.s1
+//!     cargo run --release --example mbox_timings -- target/bench/mbox/m1g.s1 --cold 5
 //!
+//! `--cold N`: only N cold opens, averaged (for profiling the scanner).
 //! The file is copied next to itself first (`.bench` suffix) and removed.
 
 use std::fs;
@@ -15,15 +17,21 @@ use std::time::{Duration, Instant};
 use pop3d::config::MailboxLimits;
 use pop3d::mbox::{IndexCache, Mailbox};
 
-#[test]
-#[ignore]
-fn timings() {
-    let Ok(src) = std::env::var("MBOX_BENCH_FILE") else {
-        eprintln!("set MBOX_BENCH_FILE to a fixture (bench/mbox/gen.py)");
-        return;
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let (src, cold_only) = match args.as_slice() {
+        [file] => (file.clone(), None),
+        [file, flag, n] if flag == "--cold" => match n.parse::<u32>() {
+            Ok(n) => (file.clone(), Some(n)),
+            Err(_) => usage(),
+        },
+        _ => usage(),
     };
     let path = PathBuf::from(format!("{src}.bench"));
-    fs::copy(&src, &path).unwrap();
+    if let Err(e) = fs::copy(&src, &path) {
+        eprintln!("mbox_timings: cannot copy {src} to {}: {e}", path.display());
+        std::process::exit(1);
+    }
     let limits = MailboxLimits {
         lock_wait: Duration::from_secs(5),
         ..MailboxLimits::default()
@@ -31,11 +39,7 @@ fn timings() {
     // Old enough that the index can be trusted without reading.
     std::thread::sleep(Duration::from_millis(1100));
     let mut cache = IndexCache::default();
-    // MBOX_BENCH_COLD=N: only N cold opens (for profiling the scanner).
-    if let Some(n) = std::env::var("MBOX_BENCH_COLD")
-        .ok()
-        .and_then(|v| v.parse::<u32>().ok())
-    {
+    if let Some(n) = cold_only {
         let t = Instant::now();
         for _ in 0..n {
             Mailbox::open(&path, &limits).unwrap();
@@ -83,4 +87,9 @@ fn timings() {
          verify {verify:?}, open after an append {appended:?}, DELE 1 {dele:?}",
         bytes as f64 / cold.as_secs_f64() / 1e6
     );
+}
+
+fn usage() -> ! {
+    eprintln!("usage: mbox_timings MBOX_FILE [--cold N]");
+    std::process::exit(2)
 }
