@@ -12,7 +12,7 @@
 # Needs root: popa3d (Debian's build) authenticates through PAM against a real
 # user and serves /var/mail/USER, so all three servers serve the system user
 # p3dbench (created if missing, password bench-pw) from /var/mail/p3dbench.
-#   pop3d:   target/x86_64-unknown-linux-musl/release/pop3d -D -F (built if missing)
+#   pop3d:   target/x86_64-unknown-linux-musl/release/pop3d -D -F (`make build` first)
 #   popa3d:  target/peers/popa3d (scripts/fetch-peers.sh) in inetd mode under socat
 #   Dovecot: target/peers/dovecot master with its own config (-c); it runs
 #            /usr/bin/doveconf and its services from /usr/lib/dovecot, its
@@ -33,6 +33,10 @@ say() { printf 'bench: %s\n' "$*" >&2; }
 die() { say "$*"; exit 1; }
 
 [ "$(id -u)" -eq 0 ] || die "needs root (PAM user for popa3d, /var/mail)"
+# Everything below runs in a private mount namespace (for Dovecot's overlays).
+if [ -z "${BENCH_MBOX_NS:-}" ]; then
+    BENCH_MBOX_NS=1 exec unshare --mount --propagation private bash "${BASH_SOURCE[0]}" "$@"
+fi
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 here="$repo/bench/mbox"
 work="$repo/target/bench/mbox"
@@ -41,7 +45,7 @@ scale=1
 [ "${1:-}" = quick ] && scale=10
 
 bin="$repo/target/x86_64-unknown-linux-musl/release/pop3d"
-[ -x "$bin" ] || (cd "$repo" && make build >/dev/null)
+(cd "$repo" && make build >/dev/null) # a no-op when the binary is up to date
 load="$repo/target/bench-load/release/pop3-load"
 CARGO_TARGET_DIR="$repo/target/bench-load" cargo build -q --release --manifest-path "$repo/bench/load/Cargo.toml"
 bash "$repo/scripts/fetch-peers.sh" popa3d dovecot >/dev/null
@@ -49,9 +53,6 @@ popa3d="$repo/target/peers/popa3d/usr/sbin/popa3d"
 dovecot="$repo/target/peers/dovecot/usr/sbin/dovecot"
 command -v socat >/dev/null || die "socat is needed (apt-get install socat)"
 command -v gcc >/dev/null || die "gcc is needed (apt-get install gcc)"
-if [ -z "${BENCH_MBOX_NS:-}" ]; then
-    BENCH_MBOX_NS=1 exec unshare --mount --propagation private bash "${BASH_SOURCE[0]}" "$@"
-fi
 mount -t overlay overlay -o "lowerdir=$repo/target/peers/dovecot/usr/lib:/usr/lib" /usr/lib
 mount -t overlay overlay -o "lowerdir=$repo/target/peers/dovecot/usr/bin:/usr/bin" /usr/bin
 
