@@ -1,16 +1,16 @@
 /*
  * The loopback floor for lock-step RETR: the round trips per second two
  * processes reach over TCP on 127.0.0.1 when one sends an 8-byte request and
- * the other answers with a fixed reply at once (no file, no parsing). No
- * POP3 server can answer lock-step RETRs faster than this on the machine,
- * whatever it does; bench/mbox/run.sh prints it next to the lock-step row.
+ * the other answers with a fixed reply at once (no file, no parsing). A
+ * POP3 server does more per request, so it cannot expect to answer lock-step
+ * RETRs much faster than this on the machine (the figure moves by 10-20%
+ * between runs, like the others); bench/mbox/run.sh prints it under its table.
  *
  *   pingpong [ROUNDS] [REPLY_BYTES]      (defaults 20000 and 2000)
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
