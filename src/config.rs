@@ -51,6 +51,10 @@ pub const DOTLOCK_REFRESH: Duration = Duration::from_secs(60);
 pub const INDEX_CACHE_ENTRIES: usize = 256;
 /// Memory the remembered indexes may use in total (40 bytes per message).
 pub const INDEX_CACHE_BYTES: usize = 32 * 1024 * 1024;
+/// A mailbox's index is kept in a file next to it (`.USER.pop3d-index`) once
+/// an opening had to scan at least this many bytes (and more than the file
+/// would take, 40 bytes per message); smaller scans cost less than the file.
+pub const INDEX_FILE_MIN_SCAN: u64 = 1024 * 1024;
 /// Messages re-scanned at random, besides the last one, when a cheap check
 /// must confirm that the indexed part of a mailbox is unchanged.
 pub const SPOT_CHECK_MESSAGES: usize = 8;

@@ -7,12 +7,14 @@
 //! appended during a session kept, an untouched mailbox keeping its mtime, a
 //! missing mailbox served as empty, the same refusal for every kind of bad
 //! login, popa3d-compatible UIDLs, CAPA, pipelined commands, the command-line
-//! flags and --max-sessions.
+//! flags and --max-sessions; inetd sessions re-opening a large mailbox from
+//! its index file.
 
 mod common;
 
 use std::collections::HashSet;
 use std::fs;
+use std::os::unix::fs::MetadataExt;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -671,5 +673,88 @@ fn inetd_never_logs_into_the_connection() {
     assert!(
         !wire.contains("pop3d["),
         "a log line reached the client: {wire:?}"
+    );
+}
+
+/// Bytes process `pid` has read so far (`rchar` of /proc/PID/io).
+fn bytes_read(pid: u32) -> u64 {
+    let io = fs::read_to_string(format!("/proc/{pid}/io")).expect("read /proc/PID/io");
+    io.lines()
+        .find_map(|l| l.strip_prefix("rchar: "))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("rchar in /proc/PID/io")
+}
+
+/// Each inetd session is a new process with no index in memory: the first
+/// one's scan is kept in `.USER.pop3d-index`, and the next ones read that
+/// instead of the mailbox (fetchmail polling a large mailbox through inetd
+/// must not make pop3d re-read it every time), with the same answers.
+#[test]
+fn inetd_sessions_reopen_a_large_mailbox_from_its_index_file() {
+    let mut w = World::new();
+    let u = w.user("alice", "alice-pw");
+    let mut data = Vec::new();
+    for k in 0..16_000 {
+        if k > 0 {
+            data.push(b'\n');
+        }
+        data.extend_from_slice(
+            format!(
+                "From s@example.org Mon Jan  1 00:00:00 2024\nMessage-ID: <{k}@x>\n\
+                 Subject: {k}\n\n{}\n",
+                "y".repeat(400)
+            )
+            .as_bytes(),
+        );
+    }
+    let size = data.len() as u64;
+    let path = w.write_mailbox(&u, &data);
+    age_file(&path);
+    let index = path.with_file_name(".alice.pop3d-index");
+    let session = || {
+        let (mut server, mut pop) = w.inetd(&[]);
+        pop.greeting();
+        pop.login(&u.name, &u.pass);
+        let stat = pop.stat();
+        let uidl = pop.multi("UIDL").1.text();
+        let read = bytes_read(server.pid());
+        pop.quit();
+        assert!(server.wait_exit(REPLY_TIMEOUT).success());
+        (read, stat, uidl)
+    };
+    let (cold, stat, uidl) = session();
+    assert!(
+        cold >= size,
+        "the first session read {cold} bytes of {size}"
+    );
+    // The mailbox owner's (as root too: the session runs as alice), private.
+    let (im, mm) = (fs::metadata(&index).unwrap(), fs::metadata(&path).unwrap());
+    assert_eq!((im.uid(), im.mode() & 0o777), (mm.uid(), 0o600));
+    for round in 0..2 {
+        let (read, stat2, uidl2) = session();
+        assert_eq!((stat2, &uidl2), (stat, &uidl), "session {}", round + 2);
+        assert!(
+            read + size * 9 / 10 <= cold,
+            "session {} read {read} bytes, the first {cold}",
+            round + 2
+        );
+    }
+    // Mail delivered since: seen, reading only it.
+    fs::OpenOptions::new()
+        .append(true)
+        .open(&path)
+        .and_then(|mut f| {
+            std::io::Write::write_all(
+                &mut f,
+                b"\nFrom s@example.org Tue Jan  2 00:00:00 2024\nSubject: new\n\nnew\n",
+            )
+        })
+        .unwrap();
+    let (read, (n, _), uidl3) = session();
+    assert_eq!(n, stat.0 + 1);
+    assert_eq!(uidl3[..uidl.len()], uidl[..]);
+    assert!(
+        read + size * 9 / 10 <= cold,
+        "read {read} bytes, the first {cold}"
     );
 }

@@ -7,12 +7,16 @@
 #   sudo bash bench/mbox/run.sh [quick]
 #
 # "warm" is a second login to the same, unchanged mailbox: the daemon serves it
-# from its index cache; library-level figures come from examples/mbox_timings.rs.
+# from its index cache. pop3d also runs in inetd mode under socat (a new
+# process per session, as popa3d does here), where a second session reads the
+# index file the first one wrote (.USER.pop3d-index; removed before every cold
+# run). Library-level figures come from examples/mbox_timings.rs.
 #
 # Needs root: popa3d (Debian's build) authenticates through PAM against a real
 # user and serves /var/mail/USER, so all three servers serve the system user
 # p3dbench (created if missing, password bench-pw) from /var/mail/p3dbench.
-#   pop3d:   target/x86_64-unknown-linux-musl/release/pop3d -D -F (`make build` first)
+#   pop3d:   target/x86_64-unknown-linux-musl/release/pop3d -D -F (`make build` first),
+#            and the same binary in inetd mode under socat
 #   popa3d:  target/peers/popa3d (scripts/fetch-peers.sh) in inetd mode under socat
 #   Dovecot: target/peers/dovecot master with its own config (-c); it runs
 #            /usr/bin/doveconf and its services from /usr/lib/dovecot, its
@@ -86,18 +90,23 @@ big=$(gen big 1 $((200 * 1024 * 1024 / scale)) --single)
 small=$(gen small $((20000 / scale)) 2000)
 
 # --- servers ---------------------------------------------------------------
-ours_port=11110 popa3d_port=11111 dovecot_port=11112
+ours_port=11110 popa3d_port=11111 dovecot_port=11112 inetd_port=11113
 pids=()
 cleanup() {
     for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
     [ -f "$work/dovecot/run/master.pid" ] && kill "$(cat "$work/dovecot/run/master.pid")" 2>/dev/null || true
-    rm -f "$mbox" "/var/mail/.$user.pop3d-uids" "/var/mail/.$user.pop3d-journal"
+    rm -f "$mbox" "/var/mail/.$user".pop3d-{uids,journal,index}
 }
 trap cleanup EXIT
 
 "$bin" -D -F --listen 127.0.0.1:$ours_port --spool /var/mail --log stderr 2>"$work/pop3d.log" &
 pids+=($!)
 socat TCP-LISTEN:$popa3d_port,bind=127.0.0.1,reuseaddr,fork EXEC:"$popa3d" 2>/dev/null &
+pids+=($!)
+# Ours in inetd mode too (a new process per session, as popa3d runs here):
+# no index in memory, only the index file next to the mailbox.
+socat TCP-LISTEN:$inetd_port,bind=127.0.0.1,reuseaddr,fork \
+    EXEC:"$bin --spool /var/mail --log stderr" 2>"$work/pop3d-inetd.log" &
 pids+=($!)
 
 dv="$work/dovecot"
@@ -141,14 +150,14 @@ retr() { # port mode -> "secs msgs bytes msgs/s MB/s"
     "$load" retr --addr "127.0.0.1:$1" --user "$user" --pass "$pass" --mode "$2" --rounds 3 |
         sed -n 's/^RESULT .*msgs=\([0-9]*\) bytes=\([0-9]*\) secs=\([0-9.]*\) msgs_per_s=\([0-9.]*\) mb_per_s=\([0-9.]*\).*/\3 \1 \2 \4 \5/p'
 }
-port_of() { case $1 in ours) echo $ours_port ;; popa3d) echo $popa3d_port ;; dovecot) echo $dovecot_port ;; esac; }
+port_of() { case $1 in ours) echo $ours_port ;; popa3d) echo $popa3d_port ;; dovecot) echo $dovecot_port ;; inetd) echo $inetd_port ;; esac; }
 
 install_mbox() { # fixture
     cp "$1" "$mbox"
     chown "$user:mail" "$mbox"
     chmod 600 "$mbox"
     touch -d '1 hour ago' "$mbox" # popa3d holds its lock 1 s for a mailbox written this second
-    rm -rf "$dv/home/$user/.imap" "/var/mail/.$user.pop3d-uids"
+    rm -rf "$dv/home/$user/.imap" "/var/mail/.$user".pop3d-{uids,index}
 }
 
 declare -A R
@@ -164,6 +173,13 @@ for fx in m100 m1g; do
         say "$fx $s: cold PASS+STAT ${t}s, warm ${t2}s ($n messages)"
     done
 done
+# Ours in inetd mode on the 1 GiB mailbox, against the same peer figures.
+install_mbox "$m1g"
+read -r _ _ t _ < <(client $inetd_port login)
+read -r _ _ t2 _ < <(client $inetd_port login)
+R[icold.ours]=$t R[iwarm.ours]=$t2
+for s in popa3d dovecot; do R[icold.$s]=${R[m1g.cold.$s]} R[iwarm.$s]=${R[m1g.warm.$s]}; done
+say "m1g ours in inetd mode: cold PASS+STAT ${t}s, second session ${t2}s"
 for s in "${servers[@]}"; do
     install_mbox "$big"
     client "$(port_of "$s")" login >/dev/null
@@ -216,6 +232,8 @@ EOF
     row "same, second login (warm)" m100.warm time
     row "PASS→+OK + first STAT, 1 GiB / 200k msgs, cold" m1g.cold time
     row "same, second login (warm)" m1g.warm time
+    row "same, pop3d in inetd mode (a process per session), cold" icold time
+    row "same, pop3d in inetd mode, second session (index file)" iwarm time
     row "RETR of one 200 MiB message, MB/s" big rate
     row "20k small RETR lock-step, msgs/s" lock rate
     row "20k small RETR 16 in flight, msgs/s" fly rate

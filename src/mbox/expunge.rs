@@ -19,6 +19,10 @@
 //! The hidden pseudo-message is never deleted. Deleting everything leaves
 //! an empty file (mode and owner kept), as popa3d does.
 //!
+//! The index file (`stored.rs`) is removed before the compaction starts and
+//! written anew for the compacted file, in steps, after it (when the index
+//! covers enough of the file to be worth one).
+//!
 //! Unbounded work left in a step: writing the plan (16 bytes per run of kept
 //! messages and per deleted message) in the step that takes the lock, and
 //! the fsyncs (two per journal block).
@@ -29,7 +33,7 @@ use super::journal::{Compactor, Plan};
 use super::lock::{self, Deadline, Held, Try};
 use super::scan::Tail;
 use super::uidl::{self, UidKey};
-use super::{Expunged, Mailbox, MboxError, file, retired, verify};
+use super::{Expunged, Mailbox, MboxError, file, retired, stored, verify};
 use crate::sys::lock::LockKind;
 
 /// What an expunge step achieved.
@@ -52,6 +56,9 @@ pub(crate) struct Expunging {
     deadline: Deadline,
     held: Option<Held>,
     compactor: Option<Box<Compactor>>,
+    /// Writing the index file of the compacted mailbox (the expunge itself
+    /// is complete).
+    storing: Option<Box<stored::Writer>>,
 }
 
 impl Mailbox {
@@ -79,6 +86,7 @@ impl Mailbox {
             deadline: Deadline::after(self.limits.lock_wait),
             held: None,
             compactor: None,
+            storing: None,
         }));
     }
 
@@ -123,6 +131,17 @@ impl Mailbox {
         if x.summary.deleted == 0 {
             return Ok(ExpungeStep::Done(x.summary));
         }
+        if let Some(w) = x.storing.as_mut() {
+            match w.step(&self.index, budget) {
+                Ok(false) => return Ok(ExpungeStep::Pending),
+                Ok(true) => {}
+                Err(e) => {
+                    crate::notice!("cannot write {}: {e}", stored::path(&self.path).display())
+                }
+            }
+            x.storing = None;
+            return Ok(ExpungeStep::Done(x.summary));
+        }
         if self.broken {
             return Err(MboxError::Changed);
         }
@@ -144,6 +163,9 @@ impl Mailbox {
                 MboxError::Io(e)
             })?;
             x.compactor = Some(Box::new(c));
+            // The index file describes the file as it is: gone before the
+            // first byte moves, so that no crash can leave it stale.
+            stored::remove(&self.path);
             return Ok(ExpungeStep::Pending);
         }
         let c = x.compactor.as_mut().expect("a plan under the lock");
@@ -168,7 +190,27 @@ impl Mailbox {
         self.checked_at = SystemTime::now();
         self.stamp = file::stamp(self.file.as_ref().expect("a file"))?;
         x.held = None;
-        Ok(ExpungeStep::Done(x.summary))
+        if !stored::worth_keeping(self.index.end) {
+            stored::remove(&self.path);
+            return Ok(ExpungeStep::Done(x.summary));
+        }
+        match stored::Writer::create(
+            &self.path,
+            self.owner,
+            self.id,
+            self.stamp,
+            self.checked_at,
+            &self.index,
+        ) {
+            Ok(w) => {
+                x.storing = Some(Box::new(w));
+                Ok(ExpungeStep::Pending)
+            }
+            Err(e) => {
+                crate::notice!("cannot write {}: {e}", stored::path(&self.path).display());
+                Ok(ExpungeStep::Done(x.summary))
+            }
+        }
     }
 
     /// Under the exclusive lock: checks the file and makes the plan.

@@ -200,3 +200,35 @@ pub fn feed_some<S: Sink>(
     }
     Ok(())
 }
+
+/// Opens one of pop3d's own files next to a mailbox (retired UIDs, index)
+/// for reading if it is trustworthy: a regular file with one link, owned by
+/// the mailbox's owner, that nobody else may write. `Ok(None)` if there is
+/// none.
+pub(super) fn open_own(p: &Path, owner: u32) -> io::Result<Option<File>> {
+    let f = match OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NOCTTY | libc::O_NONBLOCK)
+        .open(p)
+    {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let m = f.metadata()?;
+    if !m.is_file() || m.uid() != owner || m.mode() & 0o022 != 0 || m.nlink() != 1 {
+        return Err(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            "not a regular file of the mailbox's owner, or writable by others",
+        ));
+    }
+    Ok(Some(f))
+}
+
+/// Hands a file made by root over to the mailbox's owner.
+pub(super) fn give(f: &File, owner: u32, group: u32) -> io::Result<()> {
+    if f.metadata()?.uid() != owner {
+        std::os::unix::fs::fchown(f, Some(owner), Some(group))?;
+    }
+    Ok(())
+}

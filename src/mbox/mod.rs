@@ -1,7 +1,8 @@
 //! The mailbox engine: an mbox file scanned into a compact message index by a
 //! streaming scanner, popa3d-compatible unique UIDLs, the RETR/TOP encoder
 //! (LF to CRLF, dot-stuffing), locking (fcntl, dotlock, optional flock),
-//! change detection, an index cache, and crash-safe in-place expunge.
+//! change detection, an index cache (in the daemon's memory and in a file next
+//! to the mailbox), and crash-safe in-place expunge.
 //!
 //! The caller opens nothing itself: [`Opening::start`] (or the blocking
 //! convenience [`Mailbox::open`]) takes the path and must be called with the
@@ -12,7 +13,7 @@
 //! Files: `open.rs` (bounded, resumable opening), `scan.rs` (streaming
 //! scanner), `index.rs` (40-byte entries, sinks), `uidl.rs` (popa3d digest and
 //! unique ids), `retired.rs` (ids of deleted messages), `cache.rs` (index
-//! cache), `encode.rs` (RETR/TOP encoder), `file.rs` (safe open, stamps,
+//! cache in memory), `stored.rs` (index file next to the mailbox), `encode.rs` (RETR/TOP encoder), `file.rs` (safe open, stamps,
 //! chunked reads), `lock.rs` (lock policy), `dotlock.rs` (`USER.lock`),
 //! `verify.rs` (change detection), `expunge.rs` (expunge steps), `journal.rs`
 //! (crash-safe compaction).
@@ -45,6 +46,7 @@ mod lock;
 mod open;
 mod retired;
 pub mod scan;
+mod stored;
 mod uidl;
 mod verify;
 

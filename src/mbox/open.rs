@@ -8,14 +8,18 @@
 //! Sequence:
 //! 1. the file is opened (`O_NOFOLLOW`, regular files only); a missing or
 //!    empty file is an empty mailbox at once;
-//! 2. a cached index whose stamp is quiet is used at once: no lock, no read;
+//! 2. a cached index (from the daemon's cache, or else from the index file
+//!    next to the mailbox, read in steps: `stored.rs`) whose stamp is quiet
+//!    is used at once: no lock, no read of the mailbox;
 //! 3. otherwise the locks are tried (shared; exclusive if an expunge journal
 //!    is there), again at each step, until `lock_wait` has passed
 //!    ([`MboxError::InUse`]); [`Step::Waiting`] says when to try again;
 //! 4. an unfinished expunge (journal) is completed;
 //! 5. a cached index is spot-checked and only the appended bytes are scanned;
 //!    without one, the whole file is scanned;
-//! 6. the locks are dropped, UIDLs assigned, and [`Step::Done`] hands over the
+//! 6. the locks are dropped, UIDLs assigned; an index that took a long scan
+//!    (or that came from the index file and was only now confirmed) is
+//!    written to the index file in steps; [`Step::Done`] hands over the
 //!    [`Mailbox`].
 
 use std::fs::File;
@@ -29,7 +33,7 @@ use super::journal::{self, Compactor, Found};
 use super::lock::{self, Deadline, Held, Try};
 use super::scan::Scanner;
 use super::uidl::{self, Retired};
-use super::{Mailbox, MboxError, retired, verify};
+use super::{Mailbox, MboxError, retired, stored, verify};
 use crate::config::{MailboxLimits, SCAN_CHUNK};
 use crate::sys::lock::LockKind;
 
@@ -63,6 +67,10 @@ enum State {
     Locking,
     Recovering(Box<Compactor>),
     Scanning(Box<ScanJob>),
+    /// Reading the index file.
+    Loading(Box<stored::Reader>),
+    /// Writing the index file; the mailbox is ready.
+    Storing(Box<Mailbox>, Box<stored::Writer>),
     Spent,
 }
 
@@ -78,6 +86,9 @@ pub struct Opening {
     kind: LockKind,
     held: Option<Held>,
     cached: Option<Cached>,
+    /// The cached index came from the index file: once confirmed under the
+    /// lock, write it back with the new confirmation time.
+    from_file: bool,
     retired: Retired,
     stamp: Stamp,
     checked_at: SystemTime,
@@ -105,6 +116,7 @@ impl Opening {
             kind: LockKind::Shared,
             held: None,
             cached: None,
+            from_file: false,
             retired: Retired::default(),
             stamp: Stamp::default(),
             checked_at: SystemTime::now(),
@@ -127,23 +139,36 @@ impl Opening {
             mb.owner = owner;
             o.state = State::Ready(Box::new(mb));
             return Ok(o);
-        } else if let Some(c) = o.cached.take() {
-            // (An index that ends before the file did, with mail appended
-            // during its session, must go on to scan that mail.)
-            if verify::quiet(&c.stamp, &st, c.checked_at) && st.size == c.index.end {
-                o.file = Some(f);
-                o.state = State::Ready(Box::new(o.mailbox(
-                    c.index,
-                    c.retired,
-                    c.stamp,
-                    c.checked_at,
-                )));
-                return Ok(o);
+        } else if o.cached.is_none() {
+            match stored::Reader::open(path, owner.0, id, limits.max_messages) {
+                Ok(Some(r)) => {
+                    o.file = Some(f);
+                    o.state = State::Loading(Box::new(r));
+                    return Ok(o);
+                }
+                Ok(None) => {}
+                Err(e) => crate::notice!("ignoring {}: {e}", stored::path(path).display()),
             }
-            o.cached = Some(c);
         }
         o.file = Some(f);
+        if !journal && let Some(c) = o.cached.take() {
+            o.offer(c, &st);
+        }
         Ok(o)
+    }
+
+    /// Uses cached index `c` at once if the file, stamped `st`, is quietly
+    /// unchanged since; otherwise keeps it for a check under the lock.
+    fn offer(&mut self, c: Cached, st: &Stamp) {
+        // (An index that ends before the file did, with mail appended
+        // during its session, must go on to scan that mail.)
+        if verify::quiet(&c.stamp, st, c.checked_at) && st.size == c.index.end {
+            let mb = self.mailbox(c.index, c.retired, c.stamp, c.checked_at);
+            self.state = State::Ready(Box::new(mb));
+        } else {
+            self.cached = Some(c);
+            self.state = State::Locking;
+        }
     }
 
     /// Does one bounded piece of the work: at most one lock attempt, or about
@@ -168,6 +193,34 @@ impl Opening {
                 "opening already finished",
             ))),
             State::Locking => self.lock(),
+            State::Loading(mut r) => {
+                match r.step(budget) {
+                    Ok(None) => self.state = State::Loading(r),
+                    Ok(Some(mut c)) => {
+                        let file = self.file.as_ref().expect("a file to index");
+                        let st = file::stamp(file)?;
+                        c.retired = retired::load(&self.path, self.owner.0);
+                        self.from_file = true;
+                        self.offer(c, &st);
+                    }
+                    Err(e) => {
+                        crate::notice!("ignoring {}: {e}", stored::path(&self.path).display());
+                        self.state = State::Locking;
+                    }
+                }
+                Ok(Step::Pending)
+            }
+            State::Storing(mb, mut w) => match w.step(&mb.index, budget) {
+                Ok(false) => {
+                    self.state = State::Storing(mb, w);
+                    Ok(Step::Pending)
+                }
+                Ok(true) => Ok(Step::Done(mb)),
+                Err(e) => {
+                    crate::notice!("cannot write {}: {e}", stored::path(&self.path).display());
+                    Ok(Step::Done(mb))
+                }
+            },
             State::Recovering(mut c) => {
                 let file = self.file.as_ref().expect("a file to recover");
                 let done = c.step(file, budget)?;
@@ -305,7 +358,10 @@ impl Opening {
                     let retired = std::mem::take(&mut self.retired);
                     let at = self.checked_at;
                     let mb = self.mailbox(index, retired, st, at);
-                    return Ok(Step::Done(Box::new(mb)));
+                    // Written back once the new confirmation makes it
+                    // usable without a lock (not for a stamp in the future).
+                    let store = self.from_file && verify::quiet(&st, &st, at);
+                    return Ok(self.done(mb, store));
                 }
                 Some(at) => {
                     job.from = at;
@@ -353,7 +409,35 @@ impl Opening {
         let retired = std::mem::take(&mut self.retired);
         let mut mb = self.mailbox(index, retired, self.stamp, self.checked_at);
         mb.scanned = job.to - job.from;
-        Ok(Step::Done(Box::new(mb)))
+        let store = stored::worth_storing(mb.scanned, mb.index.entries.len());
+        if !store && job.from == 0 {
+            stored::remove(&self.path);
+        }
+        Ok(self.done(mb, store))
+    }
+
+    /// Hands over `mb`, after writing its index file first if `store`.
+    fn done(&mut self, mb: Mailbox, store: bool) -> Step {
+        if !store || mb.index.entries.is_empty() {
+            return Step::Done(Box::new(mb));
+        }
+        match stored::Writer::create(
+            &self.path,
+            mb.owner,
+            mb.id,
+            mb.stamp,
+            mb.checked_at,
+            &mb.index,
+        ) {
+            Ok(w) => {
+                self.state = State::Storing(Box::new(mb), Box::new(w));
+                Step::Pending
+            }
+            Err(e) => {
+                crate::notice!("cannot write {}: {e}", stored::path(&self.path).display());
+                Step::Done(Box::new(mb))
+            }
+        }
     }
 
     fn mailbox(

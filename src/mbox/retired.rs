@@ -15,12 +15,12 @@
 //! by the mailbox's owner, or that others may write, is ignored (with a log
 //! line): a stranger's file must not decide anybody's ids.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, OpenOptions};
 use std::io::{self, Read as _, Write as _};
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
-use super::file::sibling;
+use super::file::{give, open_own, sibling};
 use super::index::Entry;
 use super::uidl::{Retired, UidKey};
 use crate::config::UID_RETIRED_MAX;
@@ -51,31 +51,9 @@ fn decode(r: &[u8]) -> UidKey {
     (d, s, u32::from_le_bytes(k))
 }
 
-/// Opens an existing file for reading if it is trustworthy. `Ok(None)` if
-/// there is none.
-fn open_checked(p: &Path, owner: u32) -> io::Result<Option<File>> {
-    let f = match OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NOCTTY | libc::O_NONBLOCK)
-        .open(p)
-    {
-        Ok(f) => f,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(e),
-    };
-    let m = f.metadata()?;
-    if !m.is_file() || m.uid() != owner || m.mode() & 0o022 != 0 || m.nlink() != 1 {
-        return Err(io::Error::new(
-            io::ErrorKind::PermissionDenied,
-            "not a regular file of the mailbox's owner, or writable by others",
-        ));
-    }
-    Ok(Some(f))
-}
-
 /// All records in file order (at most a bounded number; see the module doc).
 fn read_records(p: &Path, owner: u32) -> io::Result<Vec<UidKey>> {
-    let Some(f) = open_checked(p, owner)? else {
+    let Some(f) = open_own(p, owner)? else {
         return Ok(Vec::new());
     };
     // Bounded: never more than the cap plus what one expunge may add.
@@ -170,14 +148,6 @@ pub fn commit(
     Ok(Retired::from_keys(kept))
 }
 
-/// Hands a file made by root over to the mailbox's owner.
-fn give(f: &File, owner: u32, group: u32) -> io::Result<()> {
-    if f.metadata()?.uid() != owner {
-        std::os::unix::fs::fchown(f, Some(owner), Some(group))?;
-    }
-    Ok(())
-}
-
 /// Keeps (in order) every record a live message depends on — its id comes
 /// after that candidate — and the newest others, up to [`UID_RETIRED_MAX`].
 fn prune(all: Vec<UidKey>, live: &[Entry]) -> Vec<UidKey> {
@@ -230,6 +200,7 @@ fn prune(all: Vec<UidKey>, live: &[Entry]) -> Vec<UidKey> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::MetadataExt;
 
     fn entry(d: u8, s: u8, k: u32) -> Entry {
         Entry {

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime};
 
 use super::*;
-use crate::mbox::{dotlock, journal, retired};
+use crate::mbox::{dotlock, journal, retired, stored};
 use crate::sys::lock::{try_lock, unlock};
 
 /// A uniquely named path under the temp directory, removed on drop.
@@ -63,6 +63,9 @@ impl Drop for Temp {
     fn drop(&mut self) {
         let _ = fs::remove_file(&self.0);
         let _ = fs::remove_dir(&self.0);
+        // The files pop3d keeps next to a mailbox.
+        let _ = fs::remove_file(retired::path(&self.0));
+        let _ = fs::remove_file(stored::path(&self.0));
     }
 }
 
@@ -1092,6 +1095,114 @@ fn the_cache_makes_reopening_cost_only_new_bytes() {
     assert!(mb.verify().is_err());
     mb.into_cache(&mut cache);
     assert!(cache.is_empty());
+}
+
+/// `n` messages of about 480 bytes each.
+fn many_messages(n: usize) -> Vec<u8> {
+    let body = format!("{}\n", "x".repeat(59)).repeat(7);
+    let msgs: Vec<Vec<u8>> = (0..n)
+        .map(|k| format!("Received: {k}\nSubject: s{k}\n\n{body}").into_bytes())
+        .collect();
+    let refs: Vec<&[u8]> = msgs.iter().map(|m| m.as_slice()).collect();
+    let mut data = mbox(&refs);
+    data.push(b'\n');
+    data
+}
+
+fn sizes(mb: &Mailbox) -> Vec<u64> {
+    (0..mb.count()).map(|i| mb.size(i)).collect()
+}
+
+/// As a new process (an inetd session, a restarted daemon) opens a mailbox:
+/// with no index in memory, but the index file the last opening wrote.
+#[test]
+fn the_index_file_makes_a_new_process_open_in_new_bytes_only() {
+    let data = many_messages(2500);
+    assert!(data.len() as u64 > crate::config::INDEX_FILE_MIN_SCAN);
+    let t = Temp::with("stored", &data);
+    age(&t, 3600);
+    // Its ctime must be older than the confirmation by a timestamp tick.
+    std::thread::sleep(Duration::from_millis(1100));
+    let file = stored::path(t.path());
+    let mb = open(&t);
+    assert_eq!(mb.scanned_bytes(), data.len() as u64);
+    let (uids1, sizes1) = (uids(&mb), sizes(&mb));
+    drop(mb);
+    let m = fs::metadata(&file).unwrap();
+    assert_eq!(m.mode() & 0o777, 0o600);
+    assert_eq!(m.uid(), fs::metadata(t.path()).unwrap().uid());
+    assert_eq!(
+        m.len(),
+        (16 + stored::HEADER + 2500 * stored::ENTRY + 8) as u64
+    );
+    // Unchanged: used as it is, without a lock (someone holds it) or a read.
+    let other = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(t.path())
+        .unwrap();
+    assert!(try_lock(&other, crate::sys::lock::LockKind::Exclusive).unwrap());
+    let mb = open(&t);
+    assert_eq!(mb.scanned_bytes(), 0);
+    assert_eq!((uids(&mb), sizes(&mb)), (uids1.clone(), sizes1.clone()));
+    drop(mb);
+    unlock(&other).unwrap();
+    // Appended: only the new bytes are scanned, each time (too few to be
+    // worth rewriting the file for).
+    let late = format!("{F}Received: late\n\nlate\n");
+    t.append(late.as_bytes());
+    for _ in 0..2 {
+        let mb = open(&t);
+        assert_eq!(mb.scanned_bytes(), late.len() as u64);
+        assert_eq!(mb.count(), 2501);
+        assert_eq!(uids(&mb)[..2500], uids1[..]);
+    }
+    let full = (data.len() + late.len()) as u64;
+    // Damaged, or writable by others: ignored (a full scan), then replaced.
+    let mut bytes = fs::read(&file).unwrap();
+    bytes[5000] ^= 1;
+    fs::write(&file, &bytes).unwrap();
+    assert_eq!(open(&t).scanned_bytes(), full);
+    assert_eq!(open(&t).scanned_bytes(), 0);
+    fs::set_permissions(&file, fs::Permissions::from_mode(0o622)).unwrap();
+    assert_eq!(open(&t).scanned_bytes(), full);
+    assert_eq!(fs::metadata(&file).unwrap().mode() & 0o777, 0o600);
+    // The last message edited in place (same size, mtime put back): the
+    // spot check finds it, and the mailbox is scanned again.
+    let before = fs::metadata(t.path()).unwrap().modified().unwrap();
+    t.patch(full - 5, b"LATE");
+    fs::File::options()
+        .write(true)
+        .open(t.path())
+        .unwrap()
+        .set_modified(before)
+        .unwrap();
+    let mb = open(&t);
+    assert_eq!(mb.scanned_bytes(), full);
+    assert_eq!(mb.data_len(2500), b"Received: late\n\nLATE\n".len() as u64);
+    drop(mb);
+    // An expunge rewrites it for the new file: the rest keep their UIDLs.
+    let mut mb = open(&t);
+    let mut del = vec![false; 2501];
+    del[0] = true;
+    del[1000] = true;
+    mb.expunge(&del).unwrap();
+    drop(mb);
+    let mb = open(&t);
+    assert_eq!(mb.scanned_bytes(), 0);
+    let mut want = uids1.clone();
+    want.remove(1000);
+    want.remove(0);
+    assert_eq!(uids(&mb)[..2498], want[..]);
+    assert_eq!(mb.count(), 2499);
+    drop(mb);
+    // One that leaves too little to be worth a file removes it.
+    let mut mb = open(&t);
+    mb.expunge(&[true; 2490]).unwrap();
+    drop(mb);
+    assert!(!file.exists());
+    assert_eq!(open(&t).count(), 9);
+    assert!(!file.exists());
 }
 
 #[test]
