@@ -101,7 +101,7 @@ impl SysUser {
 impl Drop for SysUser {
     fn drop(&mut self) {
         let _ = fs::remove_file(self.mbox());
-        for suffix in [".pop3d-uids", ".pop3d-journal"] {
+        for suffix in [".pop3d-uids", ".pop3d-journal", ".pop3d-index"] {
             let _ = fs::remove_file(Path::new("/var/mail").join(format!(".{}{suffix}", self.0)));
         }
         let _ = sh("userdel", &[&self.0]);

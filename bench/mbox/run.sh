@@ -244,7 +244,7 @@ import sys
 floor, ours, p, d = map(float, sys.argv[1:])
 print("Lock-step floor of this machine (bench/mbox/pingpong.c: two processes, an 8-byte"
       " request and a 2,000-byte reply over loopback, nothing else, best of 3; it moves"
-      " by 10-20% between runs):"
+      " by 10-20%% between runs):"
       " %.0f round trips/s. Ours is %.0f%% of it; 2x the best peer would be %.0f/s."
       % (floor, 100 * ours / floor, 2 * max(p, d)))
 EOF

@@ -17,26 +17,20 @@
 
 use super::scan::find_byte;
 
-/// Output room [`Encoder::encode_words`] needs for one step: at least a
-/// word of the line, or a dot doubled, plus CR LF.
-const WORD_ROOM: usize = 8 + 2;
+/// Bytes [`Encoder::encode_words`] copies and searches per step.
+const BLOCK: usize = 32;
 
-/// Copies `input[..n]` to `out[..n]`. Where both have 16 bytes to spare
-/// past `n`, in 16-byte blocks that may write up to 15 bytes past `n` (the
-/// caller writes over them next): lines are short, and a call to the C
-/// library's memcpy for each one cost more than the copy (musl's has no
-/// fast path for short lengths).
-fn copy_line(input: &[u8], out: &mut [u8], n: usize) {
-    if input.len() < n + 16 || out.len() < n + 16 {
-        out[..n].copy_from_slice(&input[..n]);
-        return;
-    }
-    let mut k = 0;
-    while k < n {
-        let block: [u8; 16] = input[k..k + 16].try_into().expect("16 bytes");
-        out[k..k + 16].copy_from_slice(&block);
-        k += 16;
-    }
+/// Output room [`Encoder::encode_words`] needs for one step: a block of the
+/// line, or a dot doubled, plus CR LF.
+const WORD_ROOM: usize = BLOCK + 2;
+
+/// Position of the first LF in `block`, if any: with SSE2 on x86-64, eight
+/// bytes at a time elsewhere.
+fn first_lf(block: &[u8; BLOCK]) -> Option<usize> {
+    #[cfg(target_arch = "x86_64")]
+    return crate::sys::simd::first_in_block(block, b'\n');
+    #[cfg(not(target_arch = "x86_64"))]
+    return find_byte(block, b'\n');
 }
 
 /// Where the current line is, for TOP's empty-line test.
@@ -167,34 +161,32 @@ impl Encoder {
         self.prev_cr = false;
     }
 
-    /// RETR's fast path: a line at a time, its LF found eight bytes at a time
-    /// ([`find_byte`]) and the line copied in one piece (a line longer than
-    /// the output room is copied as far as it fits). Stops while at least
-    /// eight input bytes and [`WORD_ROOM`] bytes of output remain, leaving the
-    /// rest to the byte loop; the state it leaves is the one the byte loop
-    /// would leave.
+    /// RETR's fast path, [`BLOCK`] bytes at a time: each block is copied
+    /// whole, then its first LF (if any) ends the line there, and the next
+    /// block starts after it (the bytes copied past the LF are written
+    /// over). Stops while at least a block of input and [`WORD_ROOM`] bytes
+    /// of output remain, leaving the rest to the byte loop; the state it
+    /// leaves is the one the byte loop would leave.
     fn encode_words(&mut self, input: &[u8], out: &mut [u8]) -> (usize, usize) {
         let (mut i, mut o) = (0, 0);
-        while input.len() - i >= 8 && out.len() - o >= WORD_ROOM {
+        while input.len() - i >= BLOCK && out.len() - o >= WORD_ROOM {
             if self.line == LineSoFar::Nothing && input[i] == b'.' {
                 self.stuff_dot(&mut out[o..o + 2]);
                 o += 2;
                 i += 1;
                 continue;
             }
-            // The rest of the line (as much as fits), found then copied whole.
-            let span = (input.len() - i).min(out.len() - o - 2);
-            let Some(p) = find_byte(&input[i..i + span], b'\n') else {
-                out[o..o + span].copy_from_slice(&input[i..i + span]);
-                i += span;
-                o += span;
+            let block: &[u8; BLOCK] = input[i..i + BLOCK].try_into().expect("a block");
+            out[o..o + BLOCK].copy_from_slice(block);
+            let Some(p) = first_lf(block) else {
+                i += BLOCK;
+                o += BLOCK;
                 self.line = LineSoFar::Text;
-                self.prev_cr = input[i - 1] == b'\r';
-                break;
+                self.prev_cr = block[BLOCK - 1] == b'\r';
+                continue;
             };
-            copy_line(&input[i..], &mut out[o..], p);
             let after_cr = if p > 0 {
-                input[i + p - 1] == b'\r'
+                block[p - 1] == b'\r'
             } else {
                 self.prev_cr
             };
@@ -410,6 +402,8 @@ mod tests {
                 (9, 10),
                 (64, 11),
                 (17, 64),
+                (33, 34),
+                (100, 35),
                 (4096, 4096),
             ] {
                 assert_eq!(

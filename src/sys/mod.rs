@@ -8,4 +8,6 @@ pub mod lock;
 pub mod net;
 pub mod process;
 pub mod signal;
+#[cfg(target_arch = "x86_64")]
+pub mod simd;
 pub mod statx;
