@@ -2,8 +2,9 @@
 //! unless POP3D_TEST_NONROOT=1 says to skip them): the daemon, running as
 //! root, serves a mailbox owned by an unprivileged test uid and keeps its
 //! owner and mode through an expunge; it refuses a spool file that user may
-//! not read although the daemon itself could; and in inetd mode, after login,
-//! every process of the session has the user's uids and gids.
+//! not read although the daemon itself could; in inetd mode, after login,
+//! every process of the session has the user's uids and gids; the index file
+//! of a large mailbox is the user's and serves a restarted daemon.
 
 mod common;
 
@@ -203,4 +204,69 @@ fn debian_style_spool_allows_locks_and_expunge() {
             "spool (inetd: {inetd})"
         );
     }
+}
+
+/// The index file in a Debian-style spool, made by the root daemon with the
+/// mail user's identity: alice's, mode 0600; a restarted daemon (a new
+/// process, nothing in memory) serves the large mailbox from it reading
+/// only a fraction of the mailbox, with the same answers; an expunge
+/// rewrites it for the new file.
+#[test]
+fn root_daemon_keeps_the_index_file_across_restarts() {
+    if !require_root("root_daemon_keeps_the_index_file_across_restarts") {
+        return;
+    }
+    const MAIL_GID: u32 = 4343;
+    let mut w = World::new();
+    let u = w.user("alice", "alice-pw");
+    let data = large_mbox(16_000);
+    let size = data.len() as u64;
+    let path = w.write_mailbox(&u, &data);
+    std::os::unix::fs::chown(&path, Some(u.uid), Some(MAIL_GID)).unwrap();
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o660)).unwrap();
+    std::os::unix::fs::chown(&w.spool, Some(0), Some(MAIL_GID)).unwrap();
+    fs::set_permissions(&w.spool, fs::Permissions::from_mode(0o2775)).unwrap();
+    age_file(&path);
+    let index = w.spool.join(".alice.pop3d-index");
+    // One daemon, one session: the bytes the daemon read for it, STAT, UIDL.
+    let session = |dele: bool| {
+        let d = w.daemon(&[]);
+        let before = bytes_read(d.pid());
+        let mut pop = d.connect();
+        pop.login(&u.name, &u.pass);
+        let stat = pop.stat();
+        let uidl = pop.multi("UIDL").1.text();
+        let read = bytes_read(d.pid()) - before;
+        if dele {
+            pop.ok("DELE 1");
+        }
+        pop.quit();
+        (read, stat, uidl)
+    };
+    let (cold, stat, uidl) = session(false);
+    assert!(cold >= size, "the first daemon read {cold} bytes of {size}");
+    let owner = |what: &str| {
+        let m = fs::metadata(&index).unwrap_or_else(|e| panic!("{what}: {e}"));
+        assert_eq!((m.uid(), m.mode() & 0o777), (u.uid, 0o600), "{what}");
+    };
+    owner("index file after the first session");
+    let (read, stat2, uidl2) = session(true);
+    assert_eq!((stat2, &uidl2), (stat, &uidl));
+    assert!(
+        read < size / 10,
+        "a restarted daemon read {read} bytes of {size}"
+    );
+    owner("index file after an expunge");
+    let (read, (n, _), uidl3) = session(false);
+    assert_eq!(n, stat.0 - 1);
+    let ids = |v: &[String]| -> Vec<String> {
+        v.iter()
+            .map(|l| l.split(' ').nth(1).expect("UIDL line").to_owned())
+            .collect()
+    };
+    assert_eq!(ids(&uidl3), ids(&uidl)[1..], "UIDLs after DELE 1");
+    assert!(
+        read < size / 10,
+        "after the expunge: read {read} bytes of {size}"
+    );
 }

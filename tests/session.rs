@@ -676,15 +676,6 @@ fn inetd_never_logs_into_the_connection() {
     );
 }
 
-/// Bytes process `pid` has read so far (`rchar` of /proc/PID/io).
-fn bytes_read(pid: u32) -> u64 {
-    let io = fs::read_to_string(format!("/proc/{pid}/io")).expect("read /proc/PID/io");
-    io.lines()
-        .find_map(|l| l.strip_prefix("rchar: "))
-        .and_then(|v| v.trim().parse().ok())
-        .expect("rchar in /proc/PID/io")
-}
-
 /// Each inetd session is a new process with no index in memory: the first
 /// one's scan is kept in `.USER.pop3d-index`, and the next ones read that
 /// instead of the mailbox (fetchmail polling a large mailbox through inetd
@@ -693,20 +684,7 @@ fn bytes_read(pid: u32) -> u64 {
 fn inetd_sessions_reopen_a_large_mailbox_from_its_index_file() {
     let mut w = World::new();
     let u = w.user("alice", "alice-pw");
-    let mut data = Vec::new();
-    for k in 0..16_000 {
-        if k > 0 {
-            data.push(b'\n');
-        }
-        data.extend_from_slice(
-            format!(
-                "From s@example.org Mon Jan  1 00:00:00 2024\nMessage-ID: <{k}@x>\n\
-                 Subject: {k}\n\n{}\n",
-                "y".repeat(400)
-            )
-            .as_bytes(),
-        );
-    }
+    let data = large_mbox(16_000);
     let size = data.len() as u64;
     let path = w.write_mailbox(&u, &data);
     age_file(&path);

@@ -1112,6 +1112,35 @@ pub fn simple_mbox(n: usize) -> Mbox {
 // ---------------------------------------------------------------------------
 // Files and processes.
 
+/// An mbox of `n` messages of about 480 bytes (7.7 MB for 16,000): large
+/// enough for pop3d to keep its index in a file.
+pub fn large_mbox(n: usize) -> Vec<u8> {
+    let mut data = Vec::new();
+    for k in 0..n {
+        if k > 0 {
+            data.push(b'\n');
+        }
+        data.extend_from_slice(
+            format!(
+                "From s@example.org Mon Jan  1 00:00:00 2024\nMessage-ID: <{k}@x>\n\
+                 Subject: {k}\n\n{}\n",
+                "y".repeat(400)
+            )
+            .as_bytes(),
+        );
+    }
+    data
+}
+
+/// Bytes process `pid` has read so far (`rchar` of /proc/PID/io).
+pub fn bytes_read(pid: u32) -> u64 {
+    let io = fs::read_to_string(format!("/proc/{pid}/io")).expect("read /proc/PID/io");
+    io.lines()
+        .find_map(|l| l.strip_prefix("rchar: "))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("rchar in /proc/PID/io")
+}
+
 /// (bytes, mtime) of a file, for "nothing changed" checks.
 pub fn snapshot(path: &Path) -> (Vec<u8>, SystemTime) {
     let bytes = fs::read(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
