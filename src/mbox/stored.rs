@@ -403,14 +403,15 @@ impl Writer {
         // A leftover from a crash (or a concurrent writer, whose rename
         // then fails or leaves a file that fails its checksum: harmless).
         let _ = fs::remove_file(&tmp);
-        let mut file = OpenOptions::new()
+        let file = OpenOptions::new()
             .write(true)
             .create_new(true)
             .mode(0o600)
             .custom_flags(libc::O_NOFOLLOW | libc::O_NOCTTY)
             .open(&tmp)?;
+        // From here on, dropping the writer removes the temporary file.
         let mut w = Writer {
-            file: file.try_clone()?,
+            file,
             tmp,
             dest: path(mailbox),
             count: index.entries.len(),
@@ -419,11 +420,11 @@ impl Writer {
             buf: Vec::new(),
             done: false,
         };
-        give(&file, owner.0, owner.1)?;
+        give(&w.file, owner.0, owner.1)?;
         let mut head = MAGIC.to_vec();
         head.extend_from_slice(&header.encode());
         w.sum.update(&head);
-        file.write_all(&head)?;
+        w.file.write_all(&head)?;
         Ok(w)
     }
 
