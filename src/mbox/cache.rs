@@ -26,6 +26,7 @@ use std::time::SystemTime;
 use super::file::{FileId, Stamp};
 use super::index::Index;
 use super::uidl::Retired;
+use super::verify;
 use crate::config::{INDEX_CACHE_BYTES, INDEX_CACHE_ENTRIES};
 
 /// Fixed cost counted per entry besides its vectors.
@@ -58,6 +59,15 @@ impl Cached {
             retired,
             last_used: 0,
         }
+    }
+
+    /// True if the entry can be used as it is for the file now stamped
+    /// `st`, without a lock or a read: quietly unchanged since it was
+    /// confirmed, and not appended to (an index that ends before the file
+    /// does, with mail appended during its session, must go on to scan
+    /// that mail).
+    pub fn usable_as_is(&self, st: &Stamp) -> bool {
+        verify::quiet(&self.stamp, st, self.checked_at) && st.size == self.index.end
     }
 
     fn bytes(&self) -> usize {

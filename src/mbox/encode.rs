@@ -16,22 +16,11 @@
 //! size the scanner computes for LIST/STAT.
 
 use super::scan::find_byte;
-
-/// Bytes [`Encoder::encode_words`] copies and searches per step.
-const BLOCK: usize = 32;
+use crate::sys::simd::{BLOCK, first_in_block};
 
 /// Output room [`Encoder::encode_words`] needs for one step: a block of the
 /// line, or a dot doubled, plus CR LF.
 const WORD_ROOM: usize = BLOCK + 2;
-
-/// Position of the first LF in `block`, if any: with SSE2 on x86-64, eight
-/// bytes at a time elsewhere.
-fn first_lf(block: &[u8; BLOCK]) -> Option<usize> {
-    #[cfg(target_arch = "x86_64")]
-    return crate::sys::simd::first_in_block(block, b'\n');
-    #[cfg(not(target_arch = "x86_64"))]
-    return find_byte(block, b'\n');
-}
 
 /// Where the current line is, for TOP's empty-line test.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -178,7 +167,7 @@ impl Encoder {
             }
             let block: &[u8; BLOCK] = input[i..i + BLOCK].try_into().expect("a block");
             out[o..o + BLOCK].copy_from_slice(block);
-            let Some(p) = first_lf(block) else {
+            let Some(p) = first_in_block(block, b'\n') else {
                 i += BLOCK;
                 o += BLOCK;
                 self.line = LineSoFar::Text;

@@ -132,12 +132,8 @@ impl Mailbox {
             return Ok(ExpungeStep::Done(x.summary));
         }
         if let Some(w) = x.storing.as_mut() {
-            match w.step(&self.index, budget) {
-                Ok(false) => return Ok(ExpungeStep::Pending),
-                Ok(true) => {}
-                Err(e) => {
-                    crate::notice!("cannot write {}: {e}", stored::path(&self.path).display())
-                }
+            if !w.advance(&self.index, budget) {
+                return Ok(ExpungeStep::Pending);
             }
             x.storing = None;
             return Ok(ExpungeStep::Done(x.summary));
@@ -194,22 +190,12 @@ impl Mailbox {
             stored::remove(&self.path);
             return Ok(ExpungeStep::Done(x.summary));
         }
-        match stored::Writer::create(
-            &self.path,
-            self.owner,
-            self.id,
-            self.stamp,
-            self.checked_at,
-            &self.index,
-        ) {
-            Ok(w) => {
+        match stored::Writer::start(self) {
+            Some(w) => {
                 x.storing = Some(Box::new(w));
                 Ok(ExpungeStep::Pending)
             }
-            Err(e) => {
-                crate::notice!("cannot write {}: {e}", stored::path(&self.path).display());
-                Ok(ExpungeStep::Done(x.summary))
-            }
+            None => Ok(ExpungeStep::Done(x.summary)),
         }
     }
 

@@ -13,8 +13,9 @@
 //! Files: `open.rs` (bounded, resumable opening), `scan.rs` (streaming
 //! scanner), `index.rs` (40-byte entries, sinks), `uidl.rs` (popa3d digest and
 //! unique ids), `retired.rs` (ids of deleted messages), `cache.rs` (index
-//! cache in memory), `stored.rs` (index file next to the mailbox), `encode.rs` (RETR/TOP encoder), `file.rs` (safe open, stamps,
-//! chunked reads), `lock.rs` (lock policy), `dotlock.rs` (`USER.lock`),
+//! cache in memory), `stored.rs` (index file next to the mailbox),
+//! `encode.rs` (RETR/TOP encoder), `file.rs` (safe open, stamps, chunked
+//! reads), `lock.rs` (lock policy), `dotlock.rs` (`USER.lock`),
 //! `verify.rs` (change detection), `expunge.rs` (expunge steps), `journal.rs`
 //! (crash-safe compaction).
 //!

@@ -160,9 +160,7 @@ impl Opening {
     /// Uses cached index `c` at once if the file, stamped `st`, is quietly
     /// unchanged since; otherwise keeps it for a check under the lock.
     fn offer(&mut self, c: Cached, st: &Stamp) {
-        // (An index that ends before the file did, with mail appended
-        // during its session, must go on to scan that mail.)
-        if verify::quiet(&c.stamp, st, c.checked_at) && st.size == c.index.end {
+        if c.usable_as_is(st) {
             let mb = self.mailbox(c.index, c.retired, c.stamp, c.checked_at);
             self.state = State::Ready(Box::new(mb));
         } else {
@@ -199,7 +197,10 @@ impl Opening {
                     Ok(Some(mut c)) => {
                         let file = self.file.as_ref().expect("a file to index");
                         let st = file::stamp(file)?;
-                        c.retired = retired::load(&self.path, self.owner.0);
+                        // (Otherwise the scan under the lock loads them.)
+                        if c.usable_as_is(&st) {
+                            c.retired = retired::load(&self.path, self.owner.0);
+                        }
                         self.from_file = true;
                         self.offer(c, &st);
                     }
@@ -210,17 +211,13 @@ impl Opening {
                 }
                 Ok(Step::Pending)
             }
-            State::Storing(mb, mut w) => match w.step(&mb.index, budget) {
-                Ok(false) => {
-                    self.state = State::Storing(mb, w);
-                    Ok(Step::Pending)
+            State::Storing(mb, mut w) => {
+                if w.advance(&mb.index, budget) {
+                    return Ok(Step::Done(mb));
                 }
-                Ok(true) => Ok(Step::Done(mb)),
-                Err(e) => {
-                    crate::notice!("cannot write {}: {e}", stored::path(&self.path).display());
-                    Ok(Step::Done(mb))
-                }
-            },
+                self.state = State::Storing(mb, w);
+                Ok(Step::Pending)
+            }
             State::Recovering(mut c) => {
                 let file = self.file.as_ref().expect("a file to recover");
                 let done = c.step(file, budget)?;
@@ -418,25 +415,17 @@ impl Opening {
 
     /// Hands over `mb`, after writing its index file first if `store`.
     fn done(&mut self, mb: Mailbox, store: bool) -> Step {
-        if !store || mb.index.entries.is_empty() {
-            return Step::Done(Box::new(mb));
-        }
-        match stored::Writer::create(
-            &self.path,
-            mb.owner,
-            mb.id,
-            mb.stamp,
-            mb.checked_at,
-            &mb.index,
-        ) {
-            Ok(w) => {
+        let writer = if store {
+            stored::Writer::start(&mb)
+        } else {
+            None
+        };
+        match writer {
+            Some(w) => {
                 self.state = State::Storing(Box::new(mb), Box::new(w));
                 Step::Pending
             }
-            Err(e) => {
-                crate::notice!("cannot write {}: {e}", stored::path(&self.path).display());
-                Step::Done(Box::new(mb))
-            }
+            None => Step::Done(Box::new(mb)),
         }
     }
 

@@ -30,6 +30,7 @@ use md5::{Digest, Md5};
 
 use super::index::Entry;
 use super::uidl;
+use crate::sys::simd::{BLOCK, mask_in_block};
 
 /// Bytes of a line kept before it is classified: enough for the longest header
 /// name the UIDL digest looks at (`X-Delivery-ID:`) and for `From `.
@@ -315,29 +316,25 @@ fn body_run(chunk: &[u8]) -> (usize, usize, usize) {
         return (0, 0, 0);
     }
     let (mut from, mut done, mut lfs, mut crlfs) = (0, 0, 0, 0);
-    #[cfg(target_arch = "x86_64")]
-    {
-        // 32 bytes at a time, each LF in them checked in turn; a block is
-        // taken only with the two bytes after it there to look at.
-        use crate::sys::simd::{BLOCK, mask_in_block};
-        while from + BLOCK + 2 <= chunk.len() {
-            let block: &[u8; BLOCK] = chunk[from..from + BLOCK].try_into().expect("a block");
-            let mut lf_bits = mask_in_block(block, b'\n');
-            while lf_bits != 0 {
-                let lf = from + lf_bits.trailing_zeros() as usize;
-                lf_bits &= lf_bits - 1;
-                lfs += 1;
-                crlfs += usize::from(chunk[lf - 1] == b'\r');
-                done = lf + 1;
-                let next = chunk[done];
-                if next == b'\n' || (next == b'\r' && chunk[done + 1] == b'\n') {
-                    return (done, lfs, crlfs);
-                }
+    // 32 bytes at a time, each LF in them checked in turn; a block is taken
+    // only with the two bytes after it there to look at.
+    while from + BLOCK + 2 <= chunk.len() {
+        let block: &[u8; BLOCK] = chunk[from..from + BLOCK].try_into().expect("a block");
+        let mut lf_bits = mask_in_block(block, b'\n');
+        while lf_bits != 0 {
+            let lf = from + lf_bits.trailing_zeros() as usize;
+            lf_bits &= lf_bits - 1;
+            lfs += 1;
+            crlfs += usize::from(chunk[lf - 1] == b'\r');
+            done = lf + 1;
+            let next = chunk[done];
+            if next == b'\n' || (next == b'\r' && chunk[done + 1] == b'\n') {
+                return (done, lfs, crlfs);
             }
-            from += BLOCK;
         }
+        from += BLOCK;
     }
-    // The rest a line at a time (all of it elsewhere than on x86-64).
+    // The last bytes a line at a time.
     while let Some(p) = find_byte(&chunk[from..], b'\n') {
         let lf = from + p;
         lfs += 1;

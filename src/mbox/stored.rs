@@ -40,6 +40,7 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use super::Mailbox;
 use super::cache::Cached;
 use super::file::{FileId, Stamp, give, open_own, sibling};
 use super::index::{Entry, Index};
@@ -426,6 +427,35 @@ impl Writer {
         w.sum.update(&head);
         w.file.write_all(&head)?;
         Ok(w)
+    }
+
+    /// Starts the index file of mailbox `mb` as it stands (its index, as
+    /// confirmed with its stamp); `None` (with a log line if it could not
+    /// be made) for an empty index. [`Writer::advance`] writes the rest.
+    pub fn start(mb: &Mailbox) -> Option<Writer> {
+        if mb.index.entries.is_empty() {
+            return None;
+        }
+        Writer::create(
+            &mb.path,
+            mb.owner,
+            mb.id,
+            mb.stamp,
+            mb.checked_at,
+            &mb.index,
+        )
+        .map_err(|e| crate::notice!("cannot write {}: {e}", path(&mb.path).display()))
+        .ok()
+    }
+
+    /// [`Writer::step`], logging a failure (the index file is only a
+    /// cache: the mailbox is served without it). True once finished,
+    /// written or given up.
+    pub fn advance(&mut self, index: &Index, budget: usize) -> bool {
+        self.step(index, budget).unwrap_or_else(|e| {
+            crate::notice!("cannot write {}: {e}", self.dest.display());
+            true
+        })
     }
 
     /// Writes about `budget` bytes more of `index`; `Ok(true)` once the

@@ -57,6 +57,18 @@ impl Temp {
         let f = fs::OpenOptions::new().write(true).open(&self.0).unwrap();
         f.write_all_at(data, offset).unwrap();
     }
+
+    /// [`Temp::patch`], then puts the mtime back (as some editors do).
+    fn patch_keeping_mtime(&self, offset: u64, data: &[u8]) {
+        let before = fs::metadata(&self.0).unwrap().modified().unwrap();
+        self.patch(offset, data);
+        fs::File::options()
+            .write(true)
+            .open(&self.0)
+            .unwrap()
+            .set_modified(before)
+            .unwrap();
+    }
 }
 
 impl Drop for Temp {
@@ -442,12 +454,7 @@ fn verify_takes_no_lock() {
         .set_modified(old)
         .unwrap();
     let mut mb = open(&t);
-    let other = fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(t.path())
-        .unwrap();
-    assert!(try_lock(&other, crate::sys::lock::LockKind::Exclusive).unwrap());
+    let other = locked_elsewhere(&t);
     // Unchanged and old: nothing to read.
     mb.verify().unwrap();
     // Appended while someone holds the lock: checked without it.
@@ -464,12 +471,7 @@ fn verify_takes_no_lock() {
 #[test]
 fn lock_conflicts_are_in_use() {
     let t = Temp::with("inuse", &mbox(&[b"A: 1\n\none\n", b"A: 2\n\ntwo\n"]));
-    let other = fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(t.path())
-        .unwrap();
-    assert!(try_lock(&other, crate::sys::lock::LockKind::Exclusive).unwrap());
+    let other = locked_elsewhere(&t);
     assert!(matches!(
         Mailbox::open(t.path(), &limits()),
         Err(MboxError::InUse)
@@ -915,12 +917,7 @@ fn opening_reads_at_most_its_budget_per_step() {
         "{steps} steps for {size} bytes"
     );
     // Nothing is locked once done.
-    let other = fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(t.path())
-        .unwrap();
-    assert!(try_lock(&other, crate::sys::lock::LockKind::Exclusive).unwrap());
+    drop(locked_elsewhere(&t));
     assert!(!dotlock::lock_path(t.path()).exists());
 }
 
@@ -932,12 +929,7 @@ fn a_held_lock_means_waiting_then_in_use_without_sleeping() {
         ..limits()
     };
     // An fcntl lock elsewhere.
-    let other = fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(t.path())
-        .unwrap();
-    assert!(try_lock(&other, crate::sys::lock::LockKind::Exclusive).unwrap());
+    let other = locked_elsewhere(&t);
     let start = std::time::Instant::now();
     let mut o = Opening::start(t.path(), &quick, None).unwrap();
     let mut waits = 0;
@@ -995,6 +987,17 @@ fn a_held_lock_means_waiting_then_in_use_without_sleeping() {
     assert_eq!(Mailbox::open(t.path(), &with_flock).unwrap().count(), 1);
 }
 
+/// Another open file description of `t` holding an exclusive OFD lock on it.
+fn locked_elsewhere(t: &Temp) -> fs::File {
+    let other = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(t.path())
+        .unwrap();
+    assert!(try_lock(&other, crate::sys::lock::LockKind::Exclusive).unwrap());
+    other
+}
+
 fn age(t: &Temp, secs: u64) {
     fs::File::options()
         .write(true)
@@ -1023,12 +1026,7 @@ fn the_cache_makes_reopening_cost_only_new_bytes() {
     mb.into_cache(&mut cache);
     assert_eq!(cache.len(), 1);
     // Unchanged: used as it is, without a lock (someone holds it) or a read.
-    let other = fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(t.path())
-        .unwrap();
-    assert!(try_lock(&other, crate::sys::lock::LockKind::Exclusive).unwrap());
+    let other = locked_elsewhere(&t);
     let mb = Mailbox::open_cached(t.path(), &limits(), &mut cache).unwrap();
     assert_eq!(mb.scanned_bytes(), 0);
     assert_eq!(uids(&mb), uids1);
@@ -1057,14 +1055,7 @@ fn the_cache_makes_reopening_cost_only_new_bytes() {
     );
     mb.into_cache(&mut cache);
     // Changed in place (same size, the mtime put back): found, fully re-scanned.
-    let before = fs::metadata(t.path()).unwrap().modified().unwrap();
-    t.patch(F.len() as u64, b"X-Other");
-    fs::File::options()
-        .write(true)
-        .open(t.path())
-        .unwrap()
-        .set_modified(before)
-        .unwrap();
+    t.patch_keeping_mtime(F.len() as u64, b"X-Other");
     let mb = Mailbox::open_cached(t.path(), &limits(), &mut cache).unwrap();
     assert_eq!(mb.scanned_bytes(), fs::metadata(t.path()).unwrap().len());
     assert_ne!(mb.uid(0).as_str(), uids1[0]);
@@ -1136,12 +1127,7 @@ fn the_index_file_makes_a_new_process_open_in_new_bytes_only() {
         (16 + stored::HEADER + 2500 * stored::ENTRY + 8) as u64
     );
     // Unchanged: used as it is, without a lock (someone holds it) or a read.
-    let other = fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(t.path())
-        .unwrap();
-    assert!(try_lock(&other, crate::sys::lock::LockKind::Exclusive).unwrap());
+    let other = locked_elsewhere(&t);
     let mb = open(&t);
     assert_eq!(mb.scanned_bytes(), 0);
     assert_eq!((uids(&mb), sizes(&mb)), (uids1.clone(), sizes1.clone()));
@@ -1169,14 +1155,7 @@ fn the_index_file_makes_a_new_process_open_in_new_bytes_only() {
     assert_eq!(fs::metadata(&file).unwrap().mode() & 0o777, 0o600);
     // The last message edited in place (same size, mtime put back): the
     // spot check finds it, and the mailbox is scanned again.
-    let before = fs::metadata(t.path()).unwrap().modified().unwrap();
-    t.patch(full - 5, b"LATE");
-    fs::File::options()
-        .write(true)
-        .open(t.path())
-        .unwrap()
-        .set_modified(before)
-        .unwrap();
+    t.patch_keeping_mtime(full - 5, b"LATE");
     let mb = open(&t);
     assert_eq!(mb.scanned_bytes(), full);
     assert_eq!(mb.data_len(2500), b"Received: late\n\nLATE\n".len() as u64);

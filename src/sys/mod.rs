@@ -8,6 +8,5 @@ pub mod lock;
 pub mod net;
 pub mod process;
 pub mod signal;
-#[cfg(target_arch = "x86_64")]
 pub mod simd;
 pub mod statx;

@@ -1,13 +1,13 @@
-//! Byte search in one 32-byte block with the CPU's vector unit, for the hot
-//! loops of the RETR encoder and the mailbox scanner: two 16-byte compares
-//! instead of a loop.
-//! x86-64 only (SSE2, which every x86-64 CPU has); other architectures use
-//! the portable word-at-a-time search (`mbox::scan::find_byte`).
+//! Byte search in one 32-byte block, for the hot loops of the RETR encoder
+//! and the mailbox scanner: on x86-64 two SSE2 16-byte compares (every
+//! x86-64 CPU has SSE2), elsewhere four 8-byte words compared at once with
+//! integer arithmetic (no `unsafe` there).
 
 /// Bytes in a block.
 pub const BLOCK: usize = 32;
 
 /// Bit `k` set where `block[k] == needle`.
+#[cfg(target_arch = "x86_64")]
 pub fn mask_in_block(block: &[u8; BLOCK], needle: u8) -> u32 {
     use std::arch::x86_64::{_mm_cmpeq_epi8, _mm_movemask_epi8, _mm_set_epi64x, _mm_set1_epi8};
     let w = |k: usize| i64::from_le_bytes(block[k..k + 8].try_into().expect("8 bytes"));
@@ -22,6 +22,23 @@ pub fn mask_in_block(block: &[u8; BLOCK], needle: u8) -> u32 {
         let hi = _mm_movemask_epi8(_mm_cmpeq_epi8(_mm_set_epi64x(d, c), n)) as u32;
         lo | hi << 16
     }
+}
+
+/// Bit `k` set where `block[k] == needle`.
+#[cfg(not(target_arch = "x86_64"))]
+pub fn mask_in_block(block: &[u8; BLOCK], needle: u8) -> u32 {
+    const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+    let pattern = 0x0101_0101_0101_0101u64 * u64::from(needle);
+    let mut mask = 0;
+    for (k, w) in block.chunks_exact(8).enumerate() {
+        let t = u64::from_le_bytes(w.try_into().expect("8 bytes")) ^ pattern;
+        // The top bit of each byte set exactly where the byte is zero...
+        let zero = !(((t & LOW7).wrapping_add(LOW7)) | t | LOW7);
+        // ... moved down to one bit per byte, byte k to bit k.
+        let bits = ((zero >> 7).wrapping_mul(0x0102_0408_1020_4080) >> 56) as u32;
+        mask |= bits << (8 * k);
+    }
+    mask
 }
 
 /// Position of the first `needle` in `block`, if any.
