@@ -406,6 +406,12 @@ pub struct Scanner<S> {
     seen_received: bool,
     uid_md5: Md5,
     data_sum: DataSum,
+    /// Data bytes of the current message already in `data_sum`. The rest
+    /// (all in the chunk being fed) go in at once when the chunk or the
+    /// message ends: one update per message and chunk, not two per line.
+    summed: u64,
+    /// File offset of the chunk being fed (`u64::MAX` outside `feed`).
+    chunk_base: u64,
     pseudo: Pseudo,
 }
 
@@ -440,6 +446,8 @@ impl<S: Sink> Scanner<S> {
             seen_received: false,
             uid_md5: Md5::new(),
             data_sum: DataSum::default(),
+            summed: 0,
+            chunk_base: u64::MAX,
             pseudo: Pseudo::No,
         }
     }
@@ -483,7 +491,18 @@ impl<S: Sink> Scanner<S> {
     }
 
     /// Scans the next bytes of the file.
-    pub fn feed(&mut self, mut chunk: &[u8]) -> Result<(), ScanError> {
+    pub fn feed(&mut self, chunk: &[u8]) -> Result<(), ScanError> {
+        self.chunk_base = self.pos;
+        let fed = self.feed_lines(chunk, chunk);
+        if fed.is_ok() {
+            self.sum_data(chunk);
+        }
+        self.chunk_base = u64::MAX;
+        fed
+    }
+
+    /// The body of [`Scanner::feed`]: `chunk` is what is left of `whole`.
+    fn feed_lines(&mut self, whole: &[u8], mut chunk: &[u8]) -> Result<(), ScanError> {
         while !chunk.is_empty() {
             if self.line == Line::Undecided
                 && self.head_len == 0
@@ -516,7 +535,7 @@ impl<S: Sink> Scanner<S> {
                 self.pos += n as u64;
                 chunk = &chunk[n..];
                 let complete = n < HEAD || head[HEAD - 1] == b'\n';
-                self.decide()?;
+                self.decide(whole)?;
                 if complete {
                     self.end_line();
                 }
@@ -534,7 +553,7 @@ impl<S: Sink> Scanner<S> {
                 chunk = &chunk[n..];
                 let complete = self.head[self.head_len - 1] == b'\n';
                 if complete || self.head_len == HEAD {
-                    self.decide()?;
+                    self.decide(whole)?;
                     if complete {
                         self.end_line();
                     }
@@ -559,16 +578,17 @@ impl<S: Sink> Scanner<S> {
     pub fn finish(mut self) -> Result<S, ScanError> {
         if self.line == Line::Undecided && self.head_len > 0 {
             // A last line without LF, shorter than HEAD.
-            self.decide()?;
+            self.decide(&[])?;
         }
         if self.in_msg {
-            self.end_message()?;
+            self.end_message(&[])?;
         }
         Ok(self.sink)
     }
 
-    /// Classifies the current line from its first bytes and accounts for them.
-    fn decide(&mut self) -> Result<(), ScanError> {
+    /// Classifies the current line from its first bytes and accounts for
+    /// them (`whole`: the chunk being fed, empty outside `feed`).
+    fn decide(&mut self, whole: &[u8]) -> Result<(), ScanError> {
         let head_buf = self.head;
         let head = &head_buf[..self.head_len];
         let from = head.starts_with(b"From ");
@@ -583,7 +603,7 @@ impl<S: Sink> Scanner<S> {
             return Ok(());
         }
         if self.split_ok && from {
-            self.end_message()?;
+            self.end_message(whole)?;
             self.start_message(head.len());
             return Ok(());
         }
@@ -700,7 +720,7 @@ impl<S: Sink> Scanner<S> {
     /// `crlfs` of which end in CR LF.
     fn consume_run(&mut self, bytes: &[u8], lfs: usize, crlfs: usize) {
         debug_assert!(bytes.ends_with(b"\n") && !self.selected);
-        self.data_sum.update(bytes);
+        self.data_in_sum(bytes);
         self.data_len += bytes.len() as u64;
         self.size += (bytes.len() + lfs - crlfs) as u64;
         self.prev_cr = false;
@@ -713,7 +733,7 @@ impl<S: Sink> Scanner<S> {
             return;
         };
         debug_assert!(!bytes[..bytes.len() - 1].contains(&b'\n'));
-        self.data_sum.update(bytes);
+        self.data_in_sum(bytes);
         if self.selected {
             self.uid_md5.update(bytes);
         }
@@ -733,6 +753,30 @@ impl<S: Sink> Scanner<S> {
         self.ends_lf = last == b'\n';
     }
 
+    /// Data bytes about to be counted: those in the chunk being fed wait for
+    /// [`Scanner::sum_data`]; others (a line begun in an earlier chunk, whose
+    /// first bytes were kept in `head`) go into the sum now.
+    fn data_in_sum(&mut self, bytes: &[u8]) {
+        let at = self.raw_start + self.from_len + self.data_len;
+        if at < self.chunk_base {
+            debug_assert_eq!(self.summed, self.data_len);
+            self.data_sum.update(bytes);
+            self.summed += bytes.len() as u64;
+        }
+    }
+
+    /// Adds the current message's data bytes not yet in its sum, which all
+    /// lie in `whole`, the chunk being fed.
+    fn sum_data(&mut self, whole: &[u8]) {
+        if !self.in_msg || self.summed == self.data_len {
+            return;
+        }
+        let from = self.raw_start + self.from_len + self.summed - self.chunk_base;
+        let to = from + (self.data_len - self.summed);
+        self.data_sum.update(&whole[from as usize..to as usize]);
+        self.summed = self.data_len;
+    }
+
     fn commit_pending(&mut self) {
         match self.pending {
             Pending::None => {}
@@ -749,6 +793,7 @@ impl<S: Sink> Scanner<S> {
         self.raw_start = self.line_start;
         self.from_len = head_len as u64;
         self.data_len = 0;
+        self.summed = 0;
         self.size = 0;
         self.prev_cr = false;
         self.ends_lf = false;
@@ -767,8 +812,9 @@ impl<S: Sink> Scanner<S> {
         };
     }
 
-    /// Ends the current message (at a separator or at end of file).
-    fn end_message(&mut self) -> Result<(), ScanError> {
+    /// Ends the current message (at a separator or at end of file; `whole`
+    /// as for [`Scanner::decide`]).
+    fn end_message(&mut self, whole: &[u8]) -> Result<(), ScanError> {
         if self.pending != Pending::None {
             if self.pending_ends_headers {
                 // No body: the header block's empty line stays (popa3d).
@@ -797,6 +843,7 @@ impl<S: Sink> Scanner<S> {
                 fault: ScanFault::MessageTooLarge,
             });
         };
+        self.sum_data(whole);
         let uid = std::mem::take(&mut self.uid_md5).finalize();
         let sum = std::mem::take(&mut self.data_sum).finish().to_be_bytes();
         let mut digest = [0; 8];
@@ -840,13 +887,27 @@ mod tests {
         Ok(s.finish()?.0)
     }
 
-    /// Scans whole, in 1-byte chunks and in a few odd sizes; all must agree.
+    /// Scans whole, in 1-byte chunks and in a few odd sizes; all must agree,
+    /// and each entry's data sum must be that of its data bytes.
     fn scan(data: &[u8]) -> Result<Vec<Entry>, ScanError> {
         let whole = scan_chunked(data, data.len());
         for n in [1, 2, 3, 5, 7, 13, 14, 15, 64] {
             assert_eq!(scan_chunked(data, n), whole, "chunk size {n}");
         }
+        for e in whole.iter().flatten() {
+            assert_eq!(e.data_sum, sum_of(data, e), "{e:?}");
+        }
         whole
+    }
+
+    /// The data sum an entry should carry, from the file's bytes.
+    fn sum_of(data: &[u8], e: &Entry) -> [u8; 4] {
+        let mut sum = DataSum::default();
+        let start = e.data_start() as usize;
+        sum.update(&data[start..start + e.data_len as usize]);
+        let mut four = [0; 4];
+        four.copy_from_slice(&sum.finish().to_be_bytes()[..4]);
+        four
     }
 
     /// The data bytes of each message.
@@ -1152,6 +1213,9 @@ mod tests {
             let whole = scan_chunked(&m, m.len());
             for n in [1, 2, 3, 5, 8, 13, 64] {
                 assert_eq!(scan_chunked(&m, n), whole, "round {round}, pieces of {n}");
+            }
+            for e in whole.iter().flatten() {
+                assert_eq!(e.data_sum, sum_of(&m, e), "round {round}: {e:?}");
             }
         }
     }
