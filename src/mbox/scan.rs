@@ -522,6 +522,30 @@ impl<S: Sink> Scanner<S> {
                     continue;
                 }
             }
+            if self.line == Line::Undecided
+                && self.head_len == 0
+                && self.in_msg
+                && self.in_headers
+                && !self.split_ok
+                && self.pending == Pending::None
+                && matches!(self.pseudo, Pseudo::No | Pseudo::Yes)
+            {
+                // A header line wholly in this chunk, not the empty line:
+                // classified and counted at once (what `decide`, `stream`
+                // and `end_line` would do with it in pieces).
+                if let Some(p) = find_byte(chunk, b'\n') {
+                    let line = &chunk[..=p];
+                    if line != b"\n" && line != b"\r\n" {
+                        let head = &line[..line.len().min(HEAD)];
+                        self.selected = uidl::select(head, self.selected, &mut self.seen_received);
+                        self.consume(line);
+                        self.pos += line.len() as u64;
+                        self.line_start = self.pos;
+                        chunk = &chunk[line.len()..];
+                        continue;
+                    }
+                }
+            }
             if self.line == Line::Undecided && self.head_len == 0 && chunk.len() >= HEAD {
                 // The common case, with fixed-size copies only.
                 let mut head = [0u8; HEAD];
@@ -1191,7 +1215,7 @@ mod tests {
     #[test]
     fn random_input_scans_the_same_in_any_pieces() {
         let mut x = 99u64;
-        let parts: [&[u8]; 9] = [
+        let parts: [&[u8]; 14] = [
             b"\n",
             b"\r\n",
             b"From x\n",
@@ -1201,6 +1225,12 @@ mod tests {
             b".\n",
             b"From ",
             b"\n\n",
+            // Headers that go into the UIDL digest, continued or not.
+            b"Received: by x\n",
+            b"Date: today\r\n",
+            b" more\n",
+            b"\tmore\n",
+            b"Message-ID: <a@b>\n",
         ];
         for round in 0..200 {
             let mut m = b"From a\n".to_vec();
