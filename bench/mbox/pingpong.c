@@ -19,16 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
-static void die(const char *what) {
-    perror(what);
-    exit(1);
-}
-
-static double seconds(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return t.tv_sec + t.tv_nsec / 1e9;
-}
+#include "floor.h"
 
 int main(int argc, char **argv) {
     long rounds = argc > 1 ? atol(argv[1]) : 20000;

@@ -23,19 +23,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "floor.h"
+
 #define CHUNK (1 << 20)
 #define BLOCK (16 << 20)
-
-static void die(const char *what) {
-    perror(what);
-    exit(1);
-}
-
-static double seconds(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return t.tv_sec + t.tv_nsec / 1e9;
-}
 
 /* Copies n bytes from (from, at) to (to, dest) through buf. */
 static void copy(int from, off_t at, int to, off_t dest, off_t n, char *buf) {
