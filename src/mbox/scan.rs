@@ -226,6 +226,13 @@ impl DataSum {
         }
     }
 
+    /// The four bytes of the hash an index entry keeps.
+    pub fn entry_bytes(&self) -> [u8; 4] {
+        let mut four = [0; 4];
+        four.copy_from_slice(&self.finish().to_be_bytes()[..4]);
+        four
+    }
+
     /// The hash (murmur3's finaliser over the lanes, the tail and the length).
     pub fn finish(&self) -> u64 {
         let mut x = Self::mix(self.len, self.part);
@@ -869,11 +876,9 @@ impl<S: Sink> Scanner<S> {
         };
         self.sum_data(whole);
         let uid = std::mem::take(&mut self.uid_md5).finalize();
-        let sum = std::mem::take(&mut self.data_sum).finish().to_be_bytes();
+        let data_sum = std::mem::take(&mut self.data_sum).entry_bytes();
         let mut digest = [0; 8];
         digest.copy_from_slice(&uid[..8]);
-        let mut data_sum = [0; 4];
-        data_sum.copy_from_slice(&sum[..4]);
         let entry = Entry {
             raw_start: self.raw_start,
             data_len: self.data_len,
@@ -914,8 +919,13 @@ mod tests {
     /// Scans whole, in 1-byte chunks and in a few odd sizes; all must agree,
     /// and each entry's data sum must be that of its data bytes.
     fn scan(data: &[u8]) -> Result<Vec<Entry>, ScanError> {
+        scan_in_pieces(data, &[1, 2, 3, 5, 7, 13, 14, 15, 64])
+    }
+
+    /// [`scan`] with the given piece sizes.
+    fn scan_in_pieces(data: &[u8], sizes: &[usize]) -> Result<Vec<Entry>, ScanError> {
         let whole = scan_chunked(data, data.len());
-        for n in [1, 2, 3, 5, 7, 13, 14, 15, 64] {
+        for &n in sizes {
             assert_eq!(scan_chunked(data, n), whole, "chunk size {n}");
         }
         for e in whole.iter().flatten() {
@@ -929,9 +939,7 @@ mod tests {
         let mut sum = DataSum::default();
         let start = e.data_start() as usize;
         sum.update(&data[start..start + e.data_len as usize]);
-        let mut four = [0; 4];
-        four.copy_from_slice(&sum.finish().to_be_bytes()[..4]);
-        four
+        sum.entry_bytes()
     }
 
     /// The data bytes of each message.
@@ -1240,13 +1248,8 @@ mod tests {
                 x ^= x << 17;
                 m.extend_from_slice(parts[(x % parts.len() as u64) as usize]);
             }
-            let whole = scan_chunked(&m, m.len());
-            for n in [1, 2, 3, 5, 8, 13, 64] {
-                assert_eq!(scan_chunked(&m, n), whole, "round {round}, pieces of {n}");
-            }
-            for e in whole.iter().flatten() {
-                assert_eq!(e.data_sum, sum_of(&m, e), "round {round}: {e:?}");
-            }
+            eprintln!("round {round}");
+            let _ = scan_in_pieces(&m, &[1, 2, 3, 5, 8, 13, 64]);
         }
     }
 
