@@ -59,6 +59,14 @@ struct Args {
     /// before answering [IN-USE] (default 10)
     #[argh(option)]
     lock_wait: Option<u64>,
+    /// most messages a mailbox may hold; a mailbox with more is refused
+    /// with [SYS/PERM] (default 2097152, as popa3d)
+    #[argh(option)]
+    max_messages: Option<usize>,
+    /// largest mailbox file in bytes; a larger one is refused with
+    /// [SYS/PERM] (default 2147483647, as popa3d)
+    #[argh(option)]
+    max_mailbox_bytes: Option<u64>,
     /// most concurrent sessions (default 500)
     #[argh(option)]
     max_sessions: Option<usize>,
@@ -142,6 +150,21 @@ fn config_from(args: Args) -> Result<Config, String> {
             return Err("--max-sessions must be at least 1".into());
         }
         cfg.max_sessions = n;
+    }
+    if let Some(n) = args.max_messages {
+        if n == 0 || n > u32::MAX as usize {
+            return Err(format!(
+                "--max-messages must be between 1 and {}, not {n}",
+                u32::MAX
+            ));
+        }
+        cfg.mailbox.max_messages = n;
+    }
+    if let Some(n) = args.max_mailbox_bytes {
+        if n == 0 {
+            return Err("--max-mailbox-bytes must be at least 1".into());
+        }
+        cfg.mailbox.max_bytes = n;
     }
     if let Some(s) = args.lock_wait {
         cfg.mailbox.lock_wait = Duration::from_secs(s);

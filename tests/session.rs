@@ -7,8 +7,8 @@
 //! appended during a session kept, an untouched mailbox keeping its mtime, a
 //! missing mailbox served as empty, the same refusal for every kind of bad
 //! login, popa3d-compatible UIDLs, CAPA, pipelined commands, the command-line
-//! flags and --max-sessions; inetd sessions re-opening a large mailbox from
-//! its index file.
+//! flags, --max-sessions, --max-messages and --max-mailbox-bytes; inetd
+//! sessions re-opening a large mailbox from its index file.
 
 mod common;
 
@@ -435,6 +435,64 @@ fn uidl_is_popa3d_compatible_and_stable() {
         vec![(1, want[1].1.clone()), (2, want[2].1.clone())]
     );
     pop.quit();
+}
+
+#[test]
+fn mailboxes_over_the_caps_are_refused_and_left_alone() {
+    let mut w = World::new();
+    let u = w.user("alice", "alice-pw");
+    let bytes = simple_mbox(3).bytes();
+    let path = w.write_mailbox(&u, &bytes);
+    let len = bytes.len().to_string();
+    // At both caps: served.
+    let d = w.daemon(&["--max-messages", "3", "--max-mailbox-bytes", &len]);
+    let mut pop = d.connect();
+    pop.login(&u.name, &u.pass);
+    assert_eq!(pop.stat().0, 3, "STAT of a mailbox at both caps");
+    pop.quit();
+    drop(d);
+    let over_bytes = (bytes.len() - 1).to_string();
+    let cases = [
+        (["--max-messages", "2"], "more than 2 messages"),
+        (
+            ["--max-mailbox-bytes", over_bytes.as_str()],
+            "over the limit",
+        ),
+    ];
+    for (flags, logged) in cases {
+        let d = w.daemon(&flags);
+        let mut pop = d.connect();
+        pop.ok(&format!("USER {}", u.name));
+        let reply = pop.cmd(&format!("PASS {}", u.pass));
+        assert!(
+            reply.starts_with("-ERR [SYS/PERM]"),
+            "PASS with {flags:?} on 3 messages, {len} bytes: {reply:?}"
+        );
+        pop.set_read_timeout(Duration::from_secs(10));
+        pop.expecting("the close after a refused mailbox");
+        pop.expect_closed();
+        let log = d.log();
+        assert!(
+            log.iter()
+                .any(|l| l.contains(&path.display().to_string()) && l.contains(logged)),
+            "with {flags:?} the log must name the mailbox and say {logged:?}: {log:?}"
+        );
+        assert_bytes_eq(&fs::read(&path).unwrap(), &bytes, "a refused mailbox");
+    }
+    for (flag, value) in [
+        ("--max-messages", "0"),
+        ("--max-messages", "4294967296"),
+        ("--max-mailbox-bytes", "0"),
+    ] {
+        let out = pop3d_command()
+            .args([flag, value])
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("run pop3d");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{flag} {value}: {stderr}");
+        assert!(stderr.contains(flag), "{flag} {value}: {stderr:?}");
+    }
 }
 
 #[test]

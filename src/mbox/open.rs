@@ -160,7 +160,9 @@ impl Opening {
     /// Uses cached index `c` at once if the file, stamped `st`, is quietly
     /// unchanged since; otherwise keeps it for a check under the lock.
     fn offer(&mut self, c: Cached, st: &Stamp) {
-        if c.usable_as_is(st) {
+        // (A mailbox over the size limit, which may have been lowered since
+        // the index was made, goes on to the check under the lock.)
+        if c.usable_as_is(st) && st.size <= self.limits.max_bytes {
             let mb = self.mailbox(c.index, c.retired, c.stamp, c.checked_at);
             self.state = State::Ready(Box::new(mb));
         } else {

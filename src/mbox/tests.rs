@@ -1133,6 +1133,12 @@ fn the_index_file_makes_a_new_process_open_in_new_bytes_only() {
     assert_eq!((uids(&mb), sizes(&mb)), (uids1.clone(), sizes1.clone()));
     drop(mb);
     unlock(&other).unwrap();
+    // A size limit lowered since the file was written still refuses.
+    let lower = MailboxLimits {
+        max_bytes: data.len() as u64 - 1,
+        ..limits()
+    };
+    assert!(refusal(&t, &lower).contains("over the limit"));
     // Appended: only the new bytes are scanned, each time (too few to be
     // worth rewriting the file for).
     let late = format!("{F}Received: late\n\nlate\n");
