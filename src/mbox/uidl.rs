@@ -140,35 +140,46 @@ pub fn format(entry: &Entry) -> Uid {
 /// Gives every entry its id (sets `uid_k`), in file order as described in
 /// the module documentation. `entries` are the visible messages only.
 pub fn assign(entries: &mut [Entry], retired: &Retired) {
-    let n = entries.len();
-    let mut order: Vec<u32> = (0..n as u32).collect();
-    order.sort_unstable_by_key(|&m| {
-        let e = &entries[m as usize];
-        (e.digest, e.data_sum, m)
-    });
+    // Sorted by digest, data sum and position: keys packed into integers
+    // (big-endian, so the order is the bytes' order), so that sorting reads
+    // no entry (200,000 entries are 8 MB).
+    let mut order: Vec<u128> = entries
+        .iter()
+        .enumerate()
+        .map(|(m, e)| {
+            (u128::from(u64::from_be_bytes(e.digest)) << 64)
+                | (u128::from(u32::from_be_bytes(e.data_sum)) << 32)
+                | m as u128
+        })
+        .collect();
+    order.sort_unstable();
+    let digest = |k: u128| ((k >> 64) as u64).to_be_bytes();
+    let sum = |k: u128| ((k >> 32) as u32).to_be_bytes();
+    let at = |k: u128| k as u32 as usize;
+    let n = order.len();
     let mut i = 0;
     while i < n {
-        let digest = entries[order[i] as usize].digest;
+        let d = digest(order[i]);
         let mut j = i + 1;
-        while j < n && entries[order[j] as usize].digest == digest {
+        while j < n && digest(order[j]) == d {
             j += 1;
         }
         // popa3d's id goes to the group's first message in file order, unless
         // a deleted message held it.
-        let first = order[i..j].iter().copied().min().unwrap_or(0);
-        let plain = !retired.contains(&(digest, [0; 4], 0));
+        let first = order[i..j].iter().map(|&k| at(k)).min().unwrap_or(0);
+        let plain = !retired.contains(&(d, [0; 4], 0));
         let mut s = i;
         while s < j {
-            let sum = entries[order[s] as usize].data_sum;
+            let group_sum = sum(order[s]);
             let mut next_k = 1u32;
-            while s < j && entries[order[s] as usize].data_sum == sum {
-                let m = order[s] as usize;
+            while s < j && sum(order[s]) == group_sum {
+                let m = at(order[s]);
                 s += 1;
-                if plain && m as u32 == first {
+                if plain && m == first {
                     entries[m].uid_k = 0;
                     continue;
                 }
-                while retired.contains(&(digest, sum, next_k)) {
+                while retired.contains(&(d, group_sum, next_k)) {
                     next_k += 1;
                 }
                 entries[m].uid_k = next_k;
