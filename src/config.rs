@@ -40,6 +40,14 @@ pub const EXPUNGE_BUDGET: usize = 1024 * 1024;
 /// each block costs two fsyncs. Copies stream through [`COPY_CHUNK`] bytes of
 /// memory whatever the block size.
 pub const JOURNAL_BLOCK: usize = 16 * 1024 * 1024;
+/// Threads a scan uses by default at most (`--scan-threads 0`, one per CPU).
+pub const SCAN_THREADS_AUTO_MAX: usize = 4;
+/// Scan helper threads running at once in the whole process, whatever the
+/// number of sessions opening large mailboxes.
+pub const SCAN_HELPERS_MAX: usize = 7;
+/// How often the event loop looks whether a scan's helpers are done, once
+/// its own part is scanned.
+pub const SCAN_HELPER_POLL: Duration = Duration::from_millis(1);
 /// How often to try again for a mailbox lock held by another program.
 pub const LOCK_RETRY: Duration = Duration::from_millis(25);
 /// A `USER.lock` dotlock older than this is stale and removed (liblockfile,
@@ -97,6 +105,14 @@ pub struct MailboxLimits {
     /// Also take a `flock(2)` lock (default off; do not enable on NFS, where
     /// Linux emulates flock with the same record locks as fcntl).
     pub flock: bool,
+    /// Threads that scan one mailbox with no index yet (the event loop and
+    /// up to this many minus one helpers, never more than
+    /// [`SCAN_HELPERS_MAX`] helpers in the process); 0: one per CPU, at
+    /// most [`SCAN_THREADS_AUTO_MAX`].
+    pub scan_threads: usize,
+    /// Least bytes of mailbox per thread of such a scan: a smaller scan
+    /// stays on the event loop.
+    pub scan_part_min: u64,
 }
 
 impl Default for MailboxLimits {
@@ -109,6 +125,8 @@ impl Default for MailboxLimits {
             lock_wait: Duration::from_secs(10),
             dotlock: true,
             flock: false,
+            scan_threads: 0,
+            scan_part_min: 8 * 1024 * 1024,
         }
     }
 }

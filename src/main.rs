@@ -67,6 +67,10 @@ struct Args {
     /// [SYS/PERM] (default 2147483647, as popa3d)
     #[argh(option)]
     max_mailbox_bytes: Option<u64>,
+    /// threads that scan a mailbox with no index yet, each its own part of
+    /// it: 1 scans on the event loop alone (default 0: one per CPU, at most 4)
+    #[argh(option)]
+    scan_threads: Option<usize>,
     /// most concurrent sessions (default 500)
     #[argh(option)]
     max_sessions: Option<usize>,
@@ -165,6 +169,15 @@ fn config_from(args: Args) -> Result<Config, String> {
             return Err("--max-mailbox-bytes must be at least 1".into());
         }
         cfg.mailbox.max_bytes = n;
+    }
+    if let Some(n) = args.scan_threads {
+        if n > config::SCAN_HELPERS_MAX + 1 {
+            return Err(format!(
+                "--scan-threads must be at most {}, not {n}",
+                config::SCAN_HELPERS_MAX + 1
+            ));
+        }
+        cfg.mailbox.scan_threads = n;
     }
     if let Some(s) = args.lock_wait {
         cfg.mailbox.lock_wait = Duration::from_secs(s);

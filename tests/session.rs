@@ -8,7 +8,8 @@
 //! missing mailbox served as empty, the same refusal for every kind of bad
 //! login, popa3d-compatible UIDLs, CAPA, pipelined commands, the command-line
 //! flags, --max-sessions, --max-messages and --max-mailbox-bytes; inetd
-//! sessions re-opening a large mailbox from its index file.
+//! sessions re-opening a large mailbox from its index file; a large mailbox
+//! scanned by four threads served exactly as when scanned by one.
 
 mod common;
 
@@ -793,4 +794,82 @@ fn inetd_sessions_reopen_a_large_mailbox_from_its_index_file() {
         read + size * 9 / 10 <= cold,
         "read {read} bytes, the first {cold}"
     );
+}
+
+/// The first scan of a large mailbox shared by four threads (cut only where
+/// `From ` follows an empty line; the mailbox has quoted and unquoted `From `
+/// lines, dot lines, repeated headers and bodies, and a last message without
+/// a final newline) serves exactly what one thread serves: STAT, LIST, UIDL
+/// and the data of messages on both sides of every cut.
+#[test]
+fn a_mailbox_scanned_by_four_threads_is_served_as_by_one() {
+    let mut w = World::new();
+    let u = w.user("alice", "alice-pw");
+    let n = 9000;
+    let mut mbox = Mbox::new();
+    for k in 1..=n {
+        let headers = if k % 7 == 0 {
+            "Subject: the same headers\n".to_string()
+        } else {
+            format!("Received: from h{k}\nMessage-ID: <{k}@x>\n")
+        };
+        let body = match k % 5 {
+            0 => ".\n..dots\n".repeat(400),
+            1 => format!(">From quoted {k}\nFrom unquoted, not after an empty line\n").repeat(60),
+            2 => "z".repeat(3900) + "\n",
+            3 => "the same body\n".repeat(300),
+            _ => format!("line {k}\n\n").repeat(300),
+        };
+        let mut m = format!("{headers}\n{body}");
+        if k == n {
+            m.pop();
+        }
+        mbox = mbox.msg(m);
+    }
+    let data = mbox.bytes();
+    assert!(
+        data.len() > 32 << 20,
+        "{} bytes: too few for four parts",
+        data.len()
+    );
+    let path = w.write_mailbox(&u, &data);
+    let index = path.with_file_name(".alice.pop3d-index");
+    let mut seen = Vec::new();
+    for threads in ["1", "4"] {
+        // No index file from the last daemon: this one must scan.
+        let _ = fs::remove_file(&index);
+        let d = w.daemon(&["--scan-threads", threads]);
+        let mut pop = d.connect();
+        pop.login(&u.name, &u.pass);
+        let (stat, list, uidl) = (pop.stat(), pop.list(), pop.uidl());
+        for k in (1..=n).step_by(n / 8).chain([2, n / 2 + 1, n - 1, n]) {
+            let (_, body) = pop.multi(&format!("RETR {k}"));
+            assert_bytes_eq(
+                &body.data(),
+                &mbox.expected_retr(k),
+                &format!("RETR {k} after a scan in {threads} threads"),
+            );
+        }
+        pop.quit();
+        let log = d.log();
+        let loaded = log
+            .iter()
+            .find(|l| l.contains("loaded for alice"))
+            .unwrap_or_else(|| panic!("no line about the load: {log:?}"));
+        let want = if threads == "1" {
+            "bytes)".to_string()
+        } else {
+            format!("bytes in {threads} threads)")
+        };
+        assert!(
+            loaded.ends_with(&want),
+            "{loaded:?} should end with {want:?}"
+        );
+        seen.push((stat, list, uidl));
+    }
+    assert_eq!(seen[0], seen[1], "one thread against four");
+    let sizes: Vec<(u64, u64)> = (1..=n).map(|k| (k as u64, mbox.expected_size(k))).collect();
+    assert_eq!(seen[1].1, sizes, "LIST");
+    let total = sizes.iter().map(|s| s.1).sum();
+    assert_eq!(seen[1].0, (n as u64, total), "STAT");
 }

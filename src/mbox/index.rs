@@ -7,6 +7,9 @@
 //! An [`Index`] is plain data, so the index cache (`cache.rs`) keeps it across
 //! sessions as it is.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use super::scan::{ScanError, ScanFault, Sink, Tail};
 
 /// What the scanner learns about one message. Offsets are file offsets.
@@ -84,11 +87,17 @@ impl Index {
 
 /// Builds a new index, refusing more than `max` messages. Its memory never
 /// grows past `max` entries, however the vector would grow by itself.
+///
+/// The sinks of the parts of one scan split between threads (`parallel.rs`)
+/// share one count, so that together they refuse more than `max` messages;
+/// each then holds at most twice its own entries (plus 64), so all together
+/// at most about twice `max`.
 #[derive(Debug)]
 pub struct IndexSink {
     /// Entries found so far.
     pub entries: Vec<Entry>,
     max: usize,
+    shared: Option<Arc<AtomicUsize>>,
 }
 
 impl IndexSink {
@@ -102,14 +111,26 @@ impl IndexSink {
         IndexSink {
             entries,
             max: max.min(u32::MAX as usize),
+            shared: None,
         }
+    }
+
+    /// From now on counts its messages in `count` (which must already
+    /// include the entries it holds) together with other parts' sinks.
+    pub fn share(&mut self, count: Arc<AtomicUsize>) {
+        self.shared = Some(count);
     }
 }
 
 impl Sink for IndexSink {
     fn message(&mut self, entry: &Entry) -> Result<(), ScanError> {
         let len = self.entries.len();
-        if len >= self.max {
+        // Messages counted before this one (by every part, when shared).
+        let before = match &self.shared {
+            Some(count) => count.fetch_add(1, Ordering::Relaxed),
+            None => len,
+        };
+        if before >= self.max {
             return Err(ScanError {
                 offset: entry.raw_start,
                 fault: ScanFault::TooManyMessages(self.max),
@@ -117,7 +138,8 @@ impl Sink for IndexSink {
         }
         if len == self.entries.capacity() {
             // Double, but never past the limit.
-            self.entries.reserve_exact(len.max(64).min(self.max - len));
+            self.entries
+                .reserve_exact(len.max(64).min(self.max - before));
         }
         self.entries.push(*entry);
         Ok(())
@@ -217,5 +239,27 @@ mod tests {
         let err = sink.message(&e(100)).unwrap_err();
         assert_eq!(err.fault, ScanFault::TooManyMessages(100));
         assert_eq!(err.offset, 100);
+    }
+
+    #[test]
+    fn sinks_sharing_a_count_refuse_together() {
+        let count = Arc::new(AtomicUsize::new(1));
+        let mut a = IndexSink::continuing(vec![e(0)], 100);
+        a.share(Arc::clone(&count));
+        let mut b = IndexSink::new(100);
+        b.share(Arc::clone(&count));
+        for k in 1..60 {
+            a.message(&e(k)).unwrap();
+        }
+        for k in 1000..1040 {
+            b.message(&e(k)).unwrap();
+        }
+        let err = b.message(&e(2000)).unwrap_err();
+        assert_eq!(err.fault, ScanFault::TooManyMessages(100));
+        assert_eq!(err.offset, 2000);
+        assert!(a.message(&e(60)).is_err());
+        assert_eq!(a.entries.len() + b.entries.len(), 100);
+        assert!(a.entries.capacity() <= 2 * 60 + 64);
+        assert!(b.entries.capacity() <= 2 * 40 + 64);
     }
 }

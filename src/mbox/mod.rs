@@ -12,7 +12,8 @@
 //!
 //! Files: `open.rs` (bounded, resumable opening), `scan.rs` (streaming
 //! scanner), `index.rs` (40-byte entries, sinks), `uidl.rs` (popa3d digest and
-//! unique ids), `retired.rs` (ids of deleted messages), `cache.rs` (index
+//! unique ids), `parallel.rs` (a long scan shared with helper threads),
+//! `retired.rs` (ids of deleted messages), `cache.rs` (index
 //! cache in memory), `stored.rs` (index file next to the mailbox),
 //! `encode.rs` (RETR/TOP encoder), `file.rs` (safe open, stamps, chunked
 //! reads), `lock.rs` (lock policy), `dotlock.rs` (`USER.lock`),
@@ -45,6 +46,7 @@ pub mod index;
 mod journal;
 mod lock;
 mod open;
+mod parallel;
 mod retired;
 pub mod scan;
 mod stored;
@@ -140,6 +142,8 @@ pub struct Mailbox {
     append_ok: bool,
     /// Bytes the opening scanned (0 when a remembered index was used whole).
     scanned: u64,
+    /// Parts that scan was cut into, each scanned by its own thread (0: no scan).
+    scan_parts: usize,
     expunging: Option<Box<expunge::Expunging>>,
 }
 
@@ -159,6 +163,7 @@ impl Mailbox {
             broken: false,
             append_ok: false,
             scanned: 0,
+            scan_parts: 0,
             expunging: None,
         }
     }
@@ -244,6 +249,12 @@ impl Mailbox {
     /// (spot checks aside), 0 for an unchanged remembered mailbox.
     pub fn scanned_bytes(&self) -> u64 {
         self.scanned
+    }
+
+    /// How many threads scanned those bytes, each its own part of them (1:
+    /// the opening alone; 0: nothing scanned).
+    pub fn scan_parts(&self) -> usize {
+        self.scan_parts
     }
 
     /// True if the file's first message is UW IMAP's folder-internal-data

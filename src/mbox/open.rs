@@ -24,6 +24,8 @@
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
 use std::time::{Duration, SystemTime};
 
 use super::cache::{Cached, IndexCache};
@@ -31,10 +33,11 @@ use super::file::{self, FeedError, FileId, Stamp};
 use super::index::{Index, IndexSink};
 use super::journal::{self, Compactor, Found};
 use super::lock::{self, Deadline, Held, Try};
+use super::parallel::{Helpers, Part};
 use super::scan::Scanner;
 use super::uidl::{self, Retired};
 use super::{Mailbox, MboxError, retired, stored, verify};
-use crate::config::{MailboxLimits, SCAN_CHUNK};
+use crate::config::{MailboxLimits, SCAN_CHUNK, SCAN_HELPER_POLL};
 use crate::sys::lock::LockKind;
 
 /// What a step achieved.
@@ -42,8 +45,9 @@ use crate::sys::lock::LockKind;
 pub enum Step {
     /// More work to do: call [`Opening::step`] again on a later turn.
     Pending,
-    /// Another program holds the mailbox lock: call [`Opening::step`] again
-    /// after this long (at most [`crate::config::LOCK_RETRY`]).
+    /// Another program holds the mailbox lock, or helper threads are still
+    /// scanning: call [`Opening::step`] again after this long (at most
+    /// [`crate::config::LOCK_RETRY`]).
     Waiting(Duration),
     /// The mailbox is open; no lock is held.
     Done(Box<Mailbox>),
@@ -53,12 +57,17 @@ pub enum Step {
 #[derive(Debug)]
 struct ScanJob {
     scanner: Scanner<IndexSink>,
-    /// Scan up to here (the size when the lock was taken).
+    /// The scanner scans up to here: the end of the scan, or where the
+    /// helpers' parts begin.
     to: u64,
+    /// End of the scan (the size when the lock was taken).
+    end: u64,
     /// Where scanning started (0: the whole file).
     from: u64,
     hidden_first: bool,
     buf: Vec<u8>,
+    /// Threads scanning `[to, end)` (`parallel.rs`).
+    helpers: Option<Helpers>,
 }
 
 #[derive(Debug)]
@@ -252,13 +261,10 @@ impl Opening {
             }
             State::Scanning(mut job) => {
                 let file = self.file.as_ref().expect("a file to scan");
-                match file::feed_some(file, &mut job.scanner, &mut job.buf, job.to, budget as u64) {
-                    Ok(()) => {}
-                    Err(FeedError::Io(e)) => return Err(MboxError::Io(e)),
-                    Err(FeedError::Short) => return Err(MboxError::Changed),
-                    Err(FeedError::Scan(e)) => {
-                        return Err(MboxError::Refused(format!("{}: {e}", self.path.display())));
-                    }
+                if let Err(e) =
+                    file::feed_some(file, &mut job.scanner, &mut job.buf, job.to, budget as u64)
+                {
+                    return Err(self.feed_error(e));
                 }
                 if let Some(h) = self.held.as_mut() {
                     h.refresh();
@@ -267,8 +273,25 @@ impl Opening {
                     self.state = State::Scanning(job);
                     return Ok(Step::Pending);
                 }
-                self.finish_scan(*job)
+                let parts = match job.helpers.as_mut().map(Helpers::poll) {
+                    None => Vec::new(),
+                    Some(None) => {
+                        self.state = State::Scanning(job);
+                        return Ok(Step::Waiting(SCAN_HELPER_POLL));
+                    }
+                    Some(Some(Ok(parts))) => parts,
+                    Some(Some(Err(e))) => return Err(self.feed_error(e)),
+                };
+                self.finish_scan(*job, parts)
             }
+        }
+    }
+
+    fn feed_error(&self, e: FeedError) -> MboxError {
+        match e {
+            FeedError::Io(e) => MboxError::Io(e),
+            FeedError::Short => MboxError::Changed,
+            FeedError::Scan(e) => MboxError::Refused(format!("{}: {e}", self.path.display())),
         }
     }
 
@@ -341,9 +364,11 @@ impl Opening {
         let mut job = ScanJob {
             scanner: Scanner::new(IndexSink::new(max)),
             to: st.size,
+            end: st.size,
             from: 0,
             hidden_first: false,
             buf: Vec::new(),
+            helpers: None,
         };
         if let Some(c) = self.cached.take()
             && st.size >= c.index.end
@@ -379,13 +404,23 @@ impl Opening {
                 }
             }
         }
+        // A long scan is shared with helper threads, if there are CPUs for it.
+        let count = Arc::new(AtomicUsize::new(job.scanner.sink().entries.len()));
+        job.helpers = Helpers::start(file, job.from, job.end, &self.limits, &count);
+        if let Some(h) = &job.helpers {
+            job.to = h.first_end();
+            job.scanner.sink_mut().share(count);
+        }
         job.buf = vec![0; SCAN_CHUNK.min(job.to.saturating_sub(job.from).max(1) as usize)];
         self.state = State::Scanning(Box::new(job));
         Ok(Step::Pending)
     }
 
-    fn finish_scan(&mut self, job: ScanJob) -> Result<Step, MboxError> {
-        let tail = job.scanner.tail();
+    /// Ends a scan, joining the helpers' `parts` (in file order) to the
+    /// scanner's own.
+    fn finish_scan(&mut self, job: ScanJob, parts: Vec<Part>) -> Result<Step, MboxError> {
+        let scan_parts = 1 + parts.len();
+        let tail = parts.last().map_or(job.scanner.tail(), |p| p.tail);
         let hidden_first = if job.from == 0 {
             job.scanner.first_is_pseudo()
         } else {
@@ -396,10 +431,16 @@ impl Opening {
             Err(e) => return Err(MboxError::Refused(format!("{}: {e}", self.path.display()))),
         };
         self.held = None;
+        if !parts.is_empty() {
+            entries.reserve_exact(parts.iter().map(|p| p.entries.len()).sum());
+            for p in parts {
+                entries.extend_from_slice(&p.entries);
+            }
+        }
         entries.shrink_to_fit();
         let mut index = Index {
             entries,
-            end: job.to,
+            end: job.end,
             tail,
             hidden_first,
         };
@@ -407,7 +448,8 @@ impl Opening {
         uidl::assign(&mut index.entries[skip..], &self.retired);
         let retired = std::mem::take(&mut self.retired);
         let mut mb = self.mailbox(index, retired, self.stamp, self.checked_at);
-        mb.scanned = job.to - job.from;
+        mb.scanned = job.end - job.from;
+        mb.scan_parts = scan_parts;
         let store = stored::worth_storing(mb.scanned, mb.index.entries.len());
         if !store && job.from == 0 {
             stored::remove(&self.path);

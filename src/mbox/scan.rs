@@ -497,6 +497,11 @@ impl<S: Sink> Scanner<S> {
         &self.sink
     }
 
+    /// The sink, to adjust while scanning.
+    pub fn sink_mut(&mut self) -> &mut S {
+        &mut self.sink
+    }
+
     /// Scans the next bytes of the file.
     pub fn feed(&mut self, chunk: &[u8]) -> Result<(), ScanError> {
         self.chunk_base = self.pos;

@@ -1252,3 +1252,122 @@ fn uids_stay_unique_and_are_never_reused_across_sessions() {
     }
     let _ = fs::remove_file(retired::path(t.path()));
 }
+
+/// `messages` as an mbox whose separator empty lines are `\n` or `\r\n` at
+/// random, sometimes after UW IMAP's pseudo-message.
+fn random_separators(rng: &mut Rng, messages: &[Vec<u8>]) -> Vec<u8> {
+    let mut m = Vec::new();
+    if rng.below(4) == 0 {
+        m.extend_from_slice(F.as_bytes());
+        m.extend_from_slice(b"Subject: ");
+        m.extend_from_slice(scan::PSEUDO_SUBJECT);
+        m.extend_from_slice(b"\n\nbookkeeping\n\n");
+    }
+    for (k, msg) in messages.iter().enumerate() {
+        if k > 0 {
+            m.extend_from_slice(if rng.below(3) == 0 { b"\r\n" } else { b"\n" });
+        }
+        m.extend_from_slice(F.as_bytes());
+        m.extend_from_slice(msg);
+    }
+    m
+}
+
+fn same_index(a: &Mailbox, b: &Mailbox, what: &str) {
+    assert_eq!(a.index.entries, b.index.entries, "{what}: entries");
+    assert_eq!(a.index.end, b.index.end, "{what}: end");
+    assert_eq!(a.index.tail, b.index.tail, "{what}: tail");
+    assert_eq!(a.index.hidden_first, b.index.hidden_first, "{what}: pseudo");
+    assert_eq!(uids(a), uids(b), "{what}: UIDLs");
+    assert_eq!(sizes(a), sizes(b), "{what}: sizes");
+}
+
+/// A scan cut into parts for helper threads gives exactly the index one
+/// scan gives (entries, digests, sizes, UIDLs, the tail, the pseudo-message),
+/// whole or after appended mail, and the same refusals; an opening dropped
+/// while its helpers run leaves no helper behind.
+#[test]
+fn a_scan_shared_with_helpers_gives_the_same_index() {
+    let one = MailboxLimits {
+        scan_threads: 1,
+        ..limits()
+    };
+    let split = MailboxLimits {
+        scan_threads: 4,
+        scan_part_min: 1,
+        ..limits()
+    };
+    let mut rng = Rng(0x5ca1ab1e);
+    let mut split_rounds = 0;
+    for round in 0..60 {
+        let n = 1 + rng.below(80) as usize;
+        let msgs = random_mbox(&mut rng, n);
+        let data = random_separators(&mut rng, &msgs);
+        let t = Temp::with("split", &data);
+        let what = format!("round {round}, {n} messages");
+        let a = Mailbox::open(t.path(), &one).unwrap();
+        assert_eq!(a.scan_parts(), 1, "{what}");
+        let mut cache = IndexCache::default();
+        let b = Mailbox::open_cached(t.path(), &split, &mut cache).unwrap();
+        same_index(&a, &b, &what);
+        split_rounds += usize::from(b.scan_parts() > 1);
+        b.into_cache(&mut cache);
+        // Mail appended: the cached index goes on in parts from its end.
+        let m = 1 + rng.below(40) as usize;
+        let more = random_mbox(&mut rng, m);
+        let mut late = vec![b'\n'];
+        late.extend_from_slice(&random_separators(&mut rng, &more));
+        t.append(&late);
+        let a = Mailbox::open(t.path(), &one).unwrap();
+        let b = Mailbox::open_cached(t.path(), &split, &mut cache).unwrap();
+        same_index(&a, &b, &format!("{what}, appended"));
+        assert!(b.scanned_bytes() < (data.len() + late.len()) as u64);
+    }
+    assert!(
+        split_rounds > 40,
+        "only {split_rounds} of 60 scans were split"
+    );
+
+    // The same refusals: a message without data, more messages than allowed.
+    let mut msgs = random_mbox(&mut rng, 60);
+    msgs[41] = format!("{F}A: b\n\nc\n").into_bytes();
+    let t = Temp::with("split-empty", &random_separators(&mut rng, &msgs));
+    assert_eq!(refusal(&t, &one), refusal(&t, &split));
+    assert!(refusal(&t, &split).contains("no data"));
+    let t = Temp::with("split-many", &mbox(&vec![&b"A: b\n\nc\n"[..]; 60]));
+    for max in [1, 30, 59] {
+        let why = refusal(
+            &t,
+            &MailboxLimits {
+                max_messages: max,
+                ..split
+            },
+        );
+        assert!(why.contains(&format!("more than {max} messages")), "{why}");
+    }
+    let exact = MailboxLimits {
+        max_messages: 60,
+        ..split
+    };
+    assert_eq!(Mailbox::open(t.path(), &exact).unwrap().count(), 60);
+
+    // Dropped while the helpers scan: they stop, and give their slots back.
+    let msgs = random_mbox(&mut rng, 3000);
+    let big = random_separators(&mut rng, &msgs);
+    let t = Temp::with("split-drop", &big);
+    for _ in 0..5 {
+        let mut o = Opening::start(t.path(), &split, None).unwrap();
+        while parallel::running() == 0 {
+            assert!(matches!(o.step(4096).unwrap(), Step::Pending));
+        }
+        drop(o);
+    }
+    let t0 = std::time::Instant::now();
+    while parallel::running() > 0 {
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "helpers left running"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}

@@ -681,8 +681,13 @@ impl Server {
             }
             Ok(Step::Done(mb)) => {
                 let count = mb.count();
+                let scanned = match (mb.scanned_bytes(), mb.scan_parts()) {
+                    (0, _) => String::new(),
+                    (n, 1) => format!(" (scanned {n} bytes)"),
+                    (n, k) => format!(" (scanned {n} bytes in {k} threads)"),
+                };
                 info!(
-                    "{count} messages ({} bytes) loaded for {}",
+                    "{count} messages ({} bytes) loaded for {}{scanned}",
                     mb.total_size(),
                     p.user
                 );
