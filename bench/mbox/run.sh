@@ -10,7 +10,9 @@
 # from its index cache. pop3d also runs in inetd mode under socat (a new
 # process per session, as popa3d does here), where a second session reads the
 # index file the first one wrote (.USER.pop3d-index; removed before every cold
-# run). Library-level figures come from examples/mbox_timings.rs.
+# run). pop3d shares a long first scan between one thread per CPU (at most 4);
+# one more cold row has it scan on one thread (--scan-threads 1), as on a
+# single-core board. Library-level figures come from examples/mbox_timings.rs.
 #
 # Needs root: popa3d (Debian's build) authenticates through PAM against a real
 # user and serves /var/mail/USER, so all three servers serve the system user
@@ -90,7 +92,7 @@ big=$(gen big 1 $((200 * 1024 * 1024 / scale)) --single)
 small=$(gen small $((20000 / scale)) 2000)
 
 # --- servers ---------------------------------------------------------------
-ours_port=11110 popa3d_port=11111 dovecot_port=11112 inetd_port=11113
+ours_port=11110 popa3d_port=11111 dovecot_port=11112 inetd_port=11113 one_port=11114
 pids=()
 cleanup() {
     for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
@@ -107,6 +109,11 @@ pids+=($!)
 # no index in memory, only the index file next to the mailbox.
 socat TCP-LISTEN:$inetd_port,bind=127.0.0.1,reuseaddr,fork \
     EXEC:"$bin --spool /var/mail --log stderr" 2>"$work/pop3d-inetd.log" &
+pids+=($!)
+# And with the first scan on one thread, as on a single-core board (by
+# default it is shared by one thread per CPU).
+socat TCP-LISTEN:$one_port,bind=127.0.0.1,reuseaddr,fork \
+    EXEC:"$bin --spool /var/mail --log stderr --scan-threads 1" 2>"$work/pop3d-one.log" &
 pids+=($!)
 
 dv="$work/dovecot"
@@ -201,6 +208,11 @@ read -r _ _ t2 _ < <(client $inetd_port login)
 R[icold.ours]=$t R[iwarm.ours]=$t2
 for s in popa3d dovecot; do R[icold.$s]=${R[m1g.cold.$s]} R[iwarm.$s]=${R[m1g.warm.$s]}; done
 say "m1g ours in inetd mode: cold PASS+STAT ${t}s, second session ${t2}s"
+install_mbox "$m1g"
+read -r _ _ t _ < <(client $one_port login)
+R[one.ours]=$t
+for s in popa3d dovecot; do R[one.$s]=${R[m1g.cold.$s]}; done
+say "m1g ours in inetd mode, --scan-threads 1: cold PASS+STAT ${t}s"
 for s in "${servers[@]}"; do
     install_mbox "$big"
     client "$(port_of "$s")" login >/dev/null
@@ -309,6 +321,7 @@ EOF
     row "same, second login (warm)" m1g.warm time
     row "same, pop3d in inetd mode (a process per session), cold" icold time
     row "same, pop3d in inetd mode, second session (index file)" iwarm time
+    row "same, pop3d in inetd mode, cold, first scan on one thread (--scan-threads 1)" one time
     row "RETR of one 200 MiB message, MB/s" big rate
     row "20k small RETR lock-step, msgs/s" lock rate
     row "same, server and client on one CPU, msgs/s" lock1 rate
