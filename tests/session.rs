@@ -472,11 +472,13 @@ fn mailboxes_over_the_caps_are_refused_and_left_alone() {
         pop.set_read_timeout(Duration::from_secs(10));
         pop.expecting("the close after a refused mailbox");
         pop.expect_closed();
-        let log = d.log();
+        let line = d.wait_log(REPLY_TIMEOUT, |l| {
+            l.contains(&path.display().to_string()) && l.contains(logged)
+        });
         assert!(
-            log.iter()
-                .any(|l| l.contains(&path.display().to_string()) && l.contains(logged)),
-            "with {flags:?} the log must name the mailbox and say {logged:?}: {log:?}"
+            line.is_some(),
+            "with {flags:?} the log must name the mailbox and say {logged:?}: {:?}",
+            d.log()
         );
         assert_bytes_eq(&fs::read(&path).unwrap(), &bytes, "a refused mailbox");
     }
@@ -851,11 +853,9 @@ fn a_mailbox_scanned_by_four_threads_is_served_as_by_one() {
             );
         }
         pop.quit();
-        let log = d.log();
-        let loaded = log
-            .iter()
-            .find(|l| l.contains("loaded for alice"))
-            .unwrap_or_else(|| panic!("no line about the load: {log:?}"));
+        let loaded = d
+            .wait_log(REPLY_TIMEOUT, |l| l.contains("loaded for alice"))
+            .unwrap_or_else(|| panic!("no line about the load: {:?}", d.log()));
         let want = if threads == "1" {
             "bytes)".to_string()
         } else {
@@ -872,4 +872,60 @@ fn a_mailbox_scanned_by_four_threads_is_served_as_by_one() {
     assert_eq!(seen[1].1, sizes, "LIST");
     let total = sizes.iter().map(|s| s.1).sum();
     assert_eq!(seen[1].0, (n as u64, total), "STAT");
+}
+
+/// A client that sends its last commands and half-closes at once (commands
+/// and FIN then often arrive together) gets every reply and then the close
+/// at once, not after the idle timeout; DELE without QUIT changes nothing.
+#[test]
+fn a_half_closing_client_gets_its_replies_then_the_close() {
+    use std::io::{BufRead, BufReader, Write};
+    use std::net::{Shutdown, TcpStream};
+    let mut w = World::new();
+    let u = w.user("alice", "alice-pw");
+    let bytes = simple_mbox(3).bytes();
+    let path = w.write_mailbox(&u, &bytes);
+    let d = w.daemon(&[]);
+    let lines = |s: &TcpStream| -> Vec<String> {
+        let started = Instant::now();
+        let lines: Vec<String> = BufReader::new(s)
+            .lines()
+            .map(|l| l.expect("read a reply line"))
+            .collect();
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "the close took {:?}",
+            started.elapsed()
+        );
+        lines
+    };
+    for round in 0..20 {
+        let mut s = TcpStream::connect(d.addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        s.set_nodelay(true).unwrap();
+        let mut greeting = String::new();
+        BufReader::new(&s).read_line(&mut greeting).unwrap();
+        assert!(greeting.starts_with("+OK"), "{greeting:?}");
+        // Before login: one command, then the FIN in the same instant.
+        if round % 2 == 0 {
+            s.write_all(b"NOOP\r\n").unwrap();
+            s.shutdown(Shutdown::Write).unwrap();
+            let got = lines(&s);
+            assert_eq!(got.len(), 1, "round {round}: {got:?}");
+            assert!(got[0].starts_with("-ERR"), "NOOP before login: {got:?}");
+            continue;
+        }
+        // Logged in: the last commands and the FIN together.
+        let cmds = format!(
+            "USER {}\r\nPASS {}\r\nSTAT\r\nDELE 1\r\nNOOP\r\n",
+            u.name, u.pass
+        );
+        s.write_all(cmds.as_bytes()).unwrap();
+        s.shutdown(Shutdown::Write).unwrap();
+        let got = lines(&s);
+        assert_eq!(got.len(), 5, "round {round}: {got:?}");
+        assert!(got.iter().all(|l| l.starts_with("+OK")), "{got:?}");
+        assert!(got[2].starts_with("+OK 3 "), "{got:?}");
+    }
+    assert_bytes_eq(&fs::read(&path).unwrap(), &bytes, "after DELE without QUIT");
 }

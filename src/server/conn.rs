@@ -127,6 +127,9 @@ pub struct Conn {
     pub opening: Option<Box<PendingOpen>>,
     readable: bool,
     writable: bool,
+    /// An event said the peer closed its side: reads go on until one
+    /// returns 0, however short they are.
+    read_closed: bool,
     eof: bool,
     closing: bool,
     waiting_auth: bool,
@@ -153,6 +156,7 @@ impl Conn {
             opening: None,
             readable: true,
             writable: true,
+            read_closed: false,
             eof: false,
             closing: false,
             waiting_auth: false,
@@ -160,9 +164,10 @@ impl Conn {
     }
 
     /// Records a readiness event.
-    pub fn ready(&mut self, readable: bool, writable: bool) {
-        self.readable |= readable;
+    pub fn ready(&mut self, readable: bool, writable: bool, read_closed: bool) {
+        self.readable |= readable || read_closed;
         self.writable |= writable;
+        self.read_closed |= read_closed;
     }
 
     /// True while a password check is outstanding.
@@ -215,6 +220,7 @@ impl Conn {
             // Read what fits.
             while self.readable && !self.eof && !self.session.input_full() {
                 let space = self.session.input_space();
+                let wanted = space.len();
                 match self.stream.read(space) {
                     Ok(0) => {
                         self.eof = true;
@@ -224,6 +230,14 @@ impl Conn {
                     Ok(n) => {
                         self.session.input_added(n);
                         progress = true;
+                        // A short read took all there was: more bytes, or
+                        // the peer's close, come with an event of their own
+                        // (epoll signals every arrival), so no system call
+                        // is spent on the EAGAIN. A close already reported
+                        // is read to its end of file here.
+                        if n < wanted && !self.read_closed {
+                            self.readable = false;
+                        }
                     }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.readable = false,
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => {}

@@ -391,8 +391,9 @@ impl Server {
                     }
                 } else if let Some(conn) = self.conns.get_mut(t.0).and_then(Option::as_mut) {
                     conn.ready(
-                        ev.is_readable() || ev.is_read_closed() || ev.is_error(),
+                        ev.is_readable() || ev.is_error(),
                         ev.is_writable() || ev.is_write_closed() || ev.is_error(),
+                        ev.is_read_closed(),
                     );
                     self.wake(t);
                 }
