@@ -19,6 +19,13 @@ pub const INPUT_BUF: usize = 2048;
 /// Size of the per-connection reply buffer. Every reply line is shorter than
 /// [`REPLY_LINE_MAX`], so any single reply line always fits.
 pub const OUTPUT_BUF: usize = 16 * 1024;
+/// Reply buffer lent to a connection whose client takes each full reply
+/// buffer at once (a long RETR to a client that keeps up): a quarter of the
+/// reads, encoder calls and writes per megabyte.
+pub const OUTPUT_BUF_LARGE: usize = 64 * 1024;
+/// Connections that may hold [`OUTPUT_BUF_LARGE`] at once, in the whole
+/// process; the others keep [`OUTPUT_BUF`] (all work the same, slower).
+pub const LARGE_OUTPUT_BUFFERS: usize = 16;
 /// Longest single reply line we ever produce (RFC 2449: 512 octets with CRLF).
 pub const REPLY_LINE_MAX: usize = 512;
 /// Longest user name accepted (bytes).

@@ -929,3 +929,60 @@ fn a_half_closing_client_gets_its_replies_then_the_close() {
     }
     assert_bytes_eq(&fs::read(&path).unwrap(), &bytes, "after DELE without QUIT");
 }
+
+/// More clients fetching large messages at once than there are large reply
+/// buffers to lend, most reading as fast as they can, some starting late:
+/// every one gets exactly the data.
+#[test]
+fn many_large_retrs_at_once_all_arrive_whole() {
+    let mut w = World::new();
+    let u = w.user("alice", "alice-pw");
+    let mut mbox = Mbox::new();
+    for k in 1..=2 {
+        let mut m = format!("Subject: large {k}\n\n");
+        for line in 0..9000 {
+            m.push_str(&format!("{k} line {line} .{}\n", "x".repeat(line % 90)));
+            if line % 1000 == 0 {
+                m.push_str(".\n..\n");
+            }
+        }
+        mbox = mbox.msg(m);
+    }
+    w.write_mailbox(&u, &mbox.bytes());
+    let d = w.daemon(&[]);
+    let clients: Vec<_> = (0..24)
+        .map(|c| {
+            let mut pop = d.connect();
+            let (user, pass) = (u.name.clone(), u.pass.clone());
+            thread::spawn(move || {
+                pop.login(&user, &pass);
+                let mut got = Vec::new();
+                for k in 1..=2 {
+                    if c % 3 == 0 {
+                        // A reader that starts late (the server's writes
+                        // may fill the socket first).
+                        pop.send(&format!("RETR {k}"));
+                        thread::sleep(Duration::from_millis(300));
+                        let ok = pop.read_line();
+                        assert!(ok.starts_with("+OK"), "RETR {k}: {ok:?}");
+                        got.push(pop.read_body().data());
+                    } else {
+                        got.push(pop.multi(&format!("RETR {k}")).1.data());
+                    }
+                }
+                pop.quit();
+                got
+            })
+        })
+        .collect();
+    for (c, t) in clients.into_iter().enumerate() {
+        let got = t.join().expect("client thread");
+        for k in 1..=2 {
+            assert_bytes_eq(
+                &got[k - 1],
+                &mbox.expected_retr(k),
+                &format!("client {c}, RETR {k}"),
+            );
+        }
+    }
+}

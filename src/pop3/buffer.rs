@@ -1,7 +1,9 @@
 //! Fixed-size byte buffers shared by the session and its driver: client input
 //! waiting to be parsed, and reply bytes waiting to be written.
 //!
-//! Both are allocated once per connection at a fixed capacity and never grow.
+//! Both are allocated once per connection at a fixed capacity; the driver
+//! may lend a connection's reply buffer a larger capacity for a while
+//! ([`Buffer::resize`]; see `server/conn.rs`).
 
 use std::fmt::{self, Write as _};
 
@@ -23,6 +25,23 @@ impl Buffer {
             start: 0,
             end: 0,
         }
+    }
+
+    /// Bytes the buffer can hold.
+    pub fn capacity(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// Gives the buffer a new capacity, keeping the waiting bytes (which must
+    /// fit in it).
+    pub fn resize(&mut self, capacity: usize) {
+        let len = self.end - self.start;
+        assert!(len <= capacity, "resize below the waiting bytes");
+        let mut buf = vec![0; capacity].into_boxed_slice();
+        buf[..len].copy_from_slice(self.data());
+        self.buf = buf;
+        self.start = 0;
+        self.end = len;
     }
 
     /// Bytes waiting to be consumed.
@@ -122,6 +141,19 @@ mod tests {
         b.push(b"ghijkl");
         assert_eq!(b.data(), b"efghijkl");
         assert_eq!(b.free(), 0);
+    }
+
+    #[test]
+    fn resize_keeps_the_waiting_bytes() {
+        let mut b = Buffer::new(8);
+        b.push(b"abcdefgh");
+        b.consume(5);
+        b.resize(32);
+        assert_eq!((b.data(), b.free(), b.capacity()), (&b"fgh"[..], 29, 32));
+        b.push(&[b'x'; 29]);
+        b.consume(30);
+        b.resize(4);
+        assert_eq!((b.data(), b.free()), (&b"xx"[..], 2));
     }
 
     #[test]

@@ -22,7 +22,7 @@ use super::sasl;
 
 /// Largest chunk of stored message bytes read at once (the whole output
 /// buffer's worth: mail grows little on the wire).
-const READ_CHUNK: usize = crate::config::OUTPUT_BUF;
+const READ_CHUNK: usize = crate::config::OUTPUT_BUF_LARGE;
 
 /// Free output space below which no more message bytes are read while
 /// output is waiting to be sent.

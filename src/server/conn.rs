@@ -4,6 +4,13 @@
 //! [`Conn::drive`] does a bounded amount of work per call (at most
 //! [`TURN_OUTPUT_BUDGET`] bytes written) so that one busy client cannot hold up
 //! the others; it reports whether the connection wants another turn at once.
+//!
+//! A connection whose client took a full reply buffer in one write is lent a
+//! larger one ([`OUTPUT_BUF_LARGE`]), if fewer than [`LARGE_OUTPUT_BUFFERS`]
+//! connections of the process have one: a long RETR then costs a quarter of
+//! the reads and writes. It gives it back when a write would block with what
+//! is waiting fitting the normal buffer (the client no longer keeps up), and
+//! when the session waits for a command with nothing left to write.
 
 use std::fs::File;
 use std::io::{self, Read, Write};
@@ -15,7 +22,11 @@ use mio::net::TcpStream;
 use mio::unix::SourceFd;
 use mio::{Interest, Registry, Token};
 
-use crate::config::{OUTPUT_BUF, SessionLimits, TURN_OUTPUT_BUDGET};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use crate::config::{
+    LARGE_OUTPUT_BUFFERS, OUTPUT_BUF, OUTPUT_BUF_LARGE, SessionLimits, TURN_OUTPUT_BUDGET,
+};
 use crate::pop3::{Buffer, Credentials, End, Session, Want};
 
 use super::mailbox::UserMailbox;
@@ -75,6 +86,31 @@ impl Stream {
     }
 }
 
+/// Connections holding a large reply buffer now, in the whole process.
+static LARGE_IN_USE: AtomicUsize = AtomicUsize::new(0);
+
+/// A connection's claim on one of the [`LARGE_OUTPUT_BUFFERS`]; given back
+/// when dropped.
+#[derive(Debug)]
+struct LargeLease;
+
+impl LargeLease {
+    fn take() -> Option<LargeLease> {
+        LARGE_IN_USE
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < LARGE_OUTPUT_BUFFERS).then_some(n + 1)
+            })
+            .ok()
+            .map(|_| LargeLease)
+    }
+}
+
+impl Drop for LargeLease {
+    fn drop(&mut self) {
+        LARGE_IN_USE.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
 /// What a connection needs after a [`Conn::drive`] call.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Status {
@@ -125,6 +161,8 @@ pub struct Conn {
     pub out: Buffer,
     /// The mailbox being opened after a good password.
     pub opening: Option<Box<PendingOpen>>,
+    /// Set while the reply buffer is the large one.
+    large: Option<LargeLease>,
     readable: bool,
     writable: bool,
     /// An event said the peer closed its side: reads go on until one
@@ -154,6 +192,7 @@ impl Conn {
             session,
             out,
             opening: None,
+            large: None,
             readable: true,
             writable: true,
             read_closed: false,
@@ -197,14 +236,21 @@ impl Conn {
 
             // Write out what is buffered.
             while self.writable && !self.out.is_empty() {
+                let waiting = self.out.data().len();
                 match self.stream.write(self.out.data()) {
                     Ok(0) => return self.fail(),
                     Ok(n) => {
                         self.out.consume(n);
                         budget = budget.saturating_sub(n);
                         progress = true;
+                        if n == waiting && n > OUTPUT_BUF - OUTPUT_BUF / 4 {
+                            self.lend_large();
+                        }
                     }
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.writable = false,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        self.writable = false;
+                        self.give_back_large();
+                    }
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                     Err(_) => return self.fail(),
                 }
@@ -254,7 +300,12 @@ impl Conn {
 
             let before = self.out.data().len();
             match self.session.advance(&mut self.out) {
-                Want::Input | Want::Output | Want::AuthPending => {}
+                Want::Input => {
+                    if self.out.is_empty() {
+                        self.give_back_large();
+                    }
+                }
+                Want::Output | Want::AuthPending => {}
                 // Stepped work (an expunge) and waits for another program's
                 // lock are the server acting for the client: not idle time.
                 Want::Busy => {
@@ -288,6 +339,24 @@ impl Conn {
         }
     }
 
+    /// Takes a large reply buffer, if the process has one to spare.
+    fn lend_large(&mut self) {
+        if self.large.is_none()
+            && let Some(lease) = LargeLease::take()
+        {
+            self.out.resize(OUTPUT_BUF_LARGE);
+            self.large = Some(lease);
+        }
+    }
+
+    /// Goes back to the normal reply buffer, if what waits fits in it.
+    fn give_back_large(&mut self) {
+        if self.large.is_some() && self.out.data().len() <= OUTPUT_BUF {
+            self.out.resize(OUTPUT_BUF);
+            self.large = None;
+        }
+    }
+
     /// Ends the connection after a write error: the client is gone.
     fn fail(&mut self) -> Status {
         self.out.consume(self.out.data().len());
@@ -307,5 +376,20 @@ impl Conn {
         if let Stream::Tcp(s) = &self.stream {
             let _ = s.shutdown(std::net::Shutdown::Write);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn large_buffers_are_bounded_and_given_back() {
+        let leases: Vec<LargeLease> = std::iter::from_fn(LargeLease::take).take(100).collect();
+        assert_eq!(leases.len(), LARGE_OUTPUT_BUFFERS);
+        assert!(LargeLease::take().is_none());
+        drop(leases);
+        assert!(LargeLease::take().is_some());
+        assert_eq!(LARGE_IN_USE.load(Ordering::Acquire), 0);
     }
 }
