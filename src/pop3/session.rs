@@ -20,7 +20,7 @@ use super::buffer::Buffer;
 use super::command::{self, Command, ParseError};
 use super::sasl;
 
-/// Largest chunk of stored message bytes read at once (the whole output
+/// Largest chunk of stored message bytes read at once (a large output
 /// buffer's worth: mail grows little on the wire).
 const READ_CHUNK: usize = crate::config::OUTPUT_BUF_LARGE;
 

@@ -16,13 +16,12 @@ use std::fs::File;
 use std::io::{self, Read, Write};
 use std::net::IpAddr;
 use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use mio::net::TcpStream;
 use mio::unix::SourceFd;
 use mio::{Interest, Registry, Token};
-
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::config::{
     LARGE_OUTPUT_BUFFERS, OUTPUT_BUF, OUTPUT_BUF_LARGE, SessionLimits, TURN_OUTPUT_BUDGET,
