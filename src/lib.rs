@@ -7,9 +7,11 @@
 //! - [`auth`]: passwd/shadow readers, crypt(3) schemes, account policy;
 //! - [`server`]: the mio event loop, connection table, inetd glue;
 //! - [`sys`]: the only module that calls libc directly (each such block justified);
-//! - [`config`]: every limit and path with its default; [`log`]: syslog or stderr.
+//! - [`config`]: every limit and path with its default; [`log`]: syslog or stderr;
+//!   [`budget`]: process-wide bounds on what sessions hold for a while.
 
 pub mod auth;
+pub mod budget;
 pub mod config;
 pub mod log;
 pub mod mbox;

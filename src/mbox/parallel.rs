@@ -27,11 +27,13 @@ use std::io;
 use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
 use std::thread::{self, JoinHandle};
 
 use super::file::{self, FeedError};
 use super::index::{Entry, IndexSink};
 use super::scan::{Scanner, Tail};
+use crate::budget::{Budget, Lease};
 use crate::config::{
     MailboxLimits, SCAN_BUDGET, SCAN_CHUNK, SCAN_HELPERS_MAX, SCAN_THREADS_AUTO_MAX,
 };
@@ -43,12 +45,12 @@ const PROBE: usize = 64 * 1024;
 const HELPER_STACK: usize = 256 * 1024;
 
 /// Helper threads running now, in the whole process.
-static RUNNING: AtomicUsize = AtomicUsize::new(0);
+static HELPERS: Budget = Budget::new(SCAN_HELPERS_MAX);
 
 /// Helper threads running now in the process (for tests).
 #[cfg(test)]
 pub fn running() -> usize {
-    RUNNING.load(Ordering::Acquire)
+    HELPERS.in_use()
 }
 
 /// What a finished part found.
@@ -73,27 +75,6 @@ pub struct Helpers {
     /// Where the first part (the caller's) ends.
     first_end: u64,
     helpers: Vec<Helper>,
-}
-
-/// A helper slot in [`RUNNING`], given back when dropped (by the thread,
-/// when it ends).
-struct Slot;
-
-impl Slot {
-    fn take() -> Option<Slot> {
-        RUNNING
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                (n < SCAN_HELPERS_MAX).then_some(n + 1)
-            })
-            .ok()
-            .map(|_| Slot)
-    }
-}
-
-impl Drop for Slot {
-    fn drop(&mut self) {
-        RUNNING.fetch_sub(1, Ordering::AcqRel);
-    }
 }
 
 /// Offset of the `F` of the first `\n\nFrom ` or `\n\r\nFrom ` in `bytes`.
@@ -168,7 +149,7 @@ impl Helpers {
         if threads < 2 {
             return None;
         }
-        let mut slots: Vec<Slot> = (1..threads).map_while(|_| Slot::take()).collect();
+        let mut slots: Vec<Lease> = (1..threads).map_while(|_| HELPERS.take()).collect();
         if slots.is_empty() {
             return None;
         }

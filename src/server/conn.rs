@@ -16,13 +16,13 @@ use std::fs::File;
 use std::io::{self, Read, Write};
 use std::net::IpAddr;
 use std::os::fd::AsRawFd;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use mio::net::TcpStream;
 use mio::unix::SourceFd;
 use mio::{Interest, Registry, Token};
 
+use crate::budget::{Budget, Lease};
 use crate::config::{
     LARGE_OUTPUT_BUFFERS, OUTPUT_BUF, OUTPUT_BUF_LARGE, SessionLimits, TURN_OUTPUT_BUDGET,
 };
@@ -86,29 +86,7 @@ impl Stream {
 }
 
 /// Connections holding a large reply buffer now, in the whole process.
-static LARGE_IN_USE: AtomicUsize = AtomicUsize::new(0);
-
-/// A connection's claim on one of the [`LARGE_OUTPUT_BUFFERS`]; given back
-/// when dropped.
-#[derive(Debug)]
-struct LargeLease;
-
-impl LargeLease {
-    fn take() -> Option<LargeLease> {
-        LARGE_IN_USE
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                (n < LARGE_OUTPUT_BUFFERS).then_some(n + 1)
-            })
-            .ok()
-            .map(|_| LargeLease)
-    }
-}
-
-impl Drop for LargeLease {
-    fn drop(&mut self) {
-        LARGE_IN_USE.fetch_sub(1, Ordering::AcqRel);
-    }
-}
+static LARGE_BUFFERS: Budget = Budget::new(LARGE_OUTPUT_BUFFERS);
 
 /// What a connection needs after a [`Conn::drive`] call.
 #[derive(Debug, PartialEq, Eq)]
@@ -161,7 +139,7 @@ pub struct Conn {
     /// The mailbox being opened after a good password.
     pub opening: Option<Box<PendingOpen>>,
     /// Set while the reply buffer is the large one.
-    large: Option<LargeLease>,
+    large: Option<Lease>,
     readable: bool,
     writable: bool,
     /// An event said the peer closed its side: reads go on until one
@@ -341,7 +319,7 @@ impl Conn {
     /// Takes a large reply buffer, if the process has one to spare.
     fn lend_large(&mut self) {
         if self.large.is_none()
-            && let Some(lease) = LargeLease::take()
+            && let Some(lease) = LARGE_BUFFERS.take()
         {
             self.out.resize(OUTPUT_BUF_LARGE);
             self.large = Some(lease);
@@ -375,20 +353,5 @@ impl Conn {
         if let Stream::Tcp(s) = &self.stream {
             let _ = s.shutdown(std::net::Shutdown::Write);
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn large_buffers_are_bounded_and_given_back() {
-        let leases: Vec<LargeLease> = std::iter::from_fn(LargeLease::take).take(100).collect();
-        assert_eq!(leases.len(), LARGE_OUTPUT_BUFFERS);
-        assert!(LargeLease::take().is_none());
-        drop(leases);
-        assert!(LargeLease::take().is_some());
-        assert_eq!(LARGE_IN_USE.load(Ordering::Acquire), 0);
     }
 }
