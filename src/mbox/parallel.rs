@@ -27,7 +27,6 @@ use std::io;
 use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-
 use std::thread::{self, JoinHandle};
 
 use super::file::{self, FeedError};
