@@ -59,6 +59,11 @@ struct Args {
     /// before answering [IN-USE] (default 10)
     #[argh(option)]
     lock_wait: Option<u64>,
+    /// also lock the mailbox with flock(2) while scanning and expunging, for
+    /// delivery agents that use only flock (not on NFS, where Linux turns
+    /// flock into the same locks as fcntl)
+    #[argh(switch)]
+    flock: bool,
     /// most messages a mailbox may hold; a mailbox with more is refused
     /// with [SYS/PERM] (default 2097152, as popa3d)
     #[argh(option)]
@@ -155,6 +160,7 @@ fn config_from(args: Args) -> Result<Config, String> {
         }
         cfg.max_sessions = n;
     }
+    cfg.mailbox.flock = args.flock;
     if let Some(n) = args.max_messages {
         if n == 0 || n > u32::MAX as usize {
             return Err(format!(

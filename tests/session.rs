@@ -7,7 +7,7 @@
 //! appended during a session kept, an untouched mailbox keeping its mtime, a
 //! missing mailbox served as empty, the same refusal for every kind of bad
 //! login, popa3d-compatible UIDLs, CAPA, pipelined commands, the command-line
-//! flags, --max-sessions, --max-messages and --max-mailbox-bytes; inetd
+//! flags, --max-sessions, --max-messages, --max-mailbox-bytes and --flock; inetd
 //! sessions re-opening a large mailbox from its index file; a large mailbox
 //! scanned by four threads served exactly as when scanned by one.
 
@@ -985,4 +985,39 @@ fn many_large_retrs_at_once_all_arrive_whole() {
             );
         }
     }
+}
+
+/// `--flock` makes the server respect another program's flock(2) on the
+/// mailbox (`-ERR [IN-USE]` once `--lock-wait` has passed, served once it
+/// is gone); without the flag such a lock is not looked at.
+#[test]
+fn flock_is_respected_with_the_flag_only() {
+    let mut w = World::new();
+    let u = w.user("alice", "alice-pw");
+    let path = w.write_mailbox(&u, &simple_mbox(2).bytes());
+    let held = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&path)
+        .unwrap();
+    held.try_lock().expect("flock the mailbox");
+    let d = w.daemon(&["--lock-wait", "1"]);
+    let mut pop = d.connect();
+    pop.login(&u.name, &u.pass);
+    assert_eq!(pop.stat().0, 2, "without --flock");
+    pop.quit();
+    drop(d);
+    let d = w.daemon(&["--flock", "--lock-wait", "1"]);
+    let mut pop = d.connect();
+    pop.ok(&format!("USER {}", u.name));
+    let reply = pop.cmd(&format!("PASS {}", u.pass));
+    assert!(
+        reply.starts_with("-ERR [IN-USE]"),
+        "with --flock, while another program holds flock: {reply:?}"
+    );
+    held.unlock().unwrap();
+    let mut pop = d.connect();
+    pop.login(&u.name, &u.pass);
+    assert_eq!(pop.stat().0, 2, "with --flock, once the flock is gone");
+    pop.quit();
 }
