@@ -9,7 +9,8 @@
 //! login, popa3d-compatible UIDLs, CAPA, pipelined commands, the command-line
 //! flags, --max-sessions, --max-messages, --max-mailbox-bytes and --flock; inetd
 //! sessions re-opening a large mailbox from its index file; a large mailbox
-//! scanned by four threads served exactly as when scanned by one.
+//! scanned by four threads served exactly as when scanned by one; clients
+//! that half-close after their last commands; many large RETRs at once.
 
 mod common;
 
