@@ -24,8 +24,6 @@
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::sync::atomic::AtomicUsize;
 use std::time::{Duration, SystemTime};
 
 use super::cache::{Cached, IndexCache};
@@ -405,11 +403,11 @@ impl Opening {
             }
         }
         // A long scan is shared with helper threads, if there are CPUs for it.
-        let count = Arc::new(AtomicUsize::new(job.scanner.sink().entries.len()));
-        job.helpers = Helpers::start(file, job.from, job.end, &self.limits, &count);
+        let held = job.scanner.sink().entries.len();
+        job.helpers = Helpers::start(file, job.from, job.end, &self.limits, held);
         if let Some(h) = &job.helpers {
             job.to = h.first_end();
-            job.scanner.sink_mut().share(count);
+            job.scanner.sink_mut().share(h.count());
         }
         job.buf = vec![0; SCAN_CHUNK.min(job.to.saturating_sub(job.from).max(1) as usize)];
         self.state = State::Scanning(Box::new(job));
@@ -428,7 +426,7 @@ impl Opening {
         };
         let mut entries = match job.scanner.finish() {
             Ok(sink) => sink.entries,
-            Err(e) => return Err(MboxError::Refused(format!("{}: {e}", self.path.display()))),
+            Err(e) => return Err(self.feed_error(FeedError::Scan(e))),
         };
         self.held = None;
         if !parts.is_empty() {

@@ -65,7 +65,7 @@ pub struct Part {
 #[derive(Debug)]
 struct Helper {
     stop: Arc<AtomicBool>,
-    handle: Option<JoinHandle<Result<Part, FeedError>>>,
+    handle: JoinHandle<Result<Part, FeedError>>,
 }
 
 /// The helpers of one scan: every part but the first.
@@ -73,6 +73,8 @@ struct Helper {
 pub struct Helpers {
     /// Where the first part (the caller's) ends.
     first_end: u64,
+    /// Messages found by every part, the caller's included.
+    count: Arc<AtomicUsize>,
     helpers: Vec<Helper>,
 }
 
@@ -115,16 +117,8 @@ fn cuts(file: &File, from: u64, to: u64, parts: usize) -> io::Result<Vec<u64>> {
     for k in 1..parts as u64 {
         let at = (from + k * step).max(cuts.last().map_or(0, |&c| c + 1));
         let want = (to - at).min(PROBE as u64) as usize;
-        let mut got = 0;
-        while got < want {
-            match file.read_at(&mut buf[got..want], at + got as u64) {
-                Ok(0) => break,
-                Ok(n) => got += n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
-        if let Some(p) = first_cut(&buf[..got]) {
+        file.read_exact_at(&mut buf[..want], at)?;
+        if let Some(p) = first_cut(&buf[..want]) {
             cuts.push(at + p as u64);
         }
     }
@@ -133,16 +127,18 @@ fn cuts(file: &File, from: u64, to: u64, parts: usize) -> io::Result<Vec<u64>> {
 
 impl Helpers {
     /// Splits `[from, to)` of `file` and starts a helper for every part but
-    /// the first, their sinks counting in `count` (as the caller's must) up
-    /// to `limits.max_messages`. None when the scan stays whole: too small,
-    /// one thread, no helper free, no separator near the cuts, or a helper
-    /// could not be started (nothing is left running then).
+    /// the first, their sinks counting messages up to `limits.max_messages`
+    /// in one count that starts at `held` (the entries the caller's sink
+    /// already holds; it must share [`Helpers::count`]). None when the scan
+    /// stays whole: too small, one thread, no helper free, no separator near
+    /// the cuts (or the file shorter than `to`), or a helper could not be
+    /// started (nothing is left running then).
     pub fn start(
         file: &File,
         from: u64,
         to: u64,
         limits: &MailboxLimits,
-        count: &Arc<AtomicUsize>,
+        held: usize,
     ) -> Option<Helpers> {
         let threads = threads_for(limits, to.saturating_sub(from));
         if threads < 2 {
@@ -159,13 +155,14 @@ impl Helpers {
         slots.truncate(cuts.len());
         let mut helpers = Helpers {
             first_end: cuts[0],
+            count: Arc::new(AtomicUsize::new(held)),
             helpers: Vec::with_capacity(cuts.len()),
         };
         let ends = cuts.iter().skip(1).copied().chain([to]);
         for ((start, end), slot) in cuts.iter().copied().zip(ends).zip(slots) {
             let stop = Arc::new(AtomicBool::new(false));
             let mut sink = IndexSink::new(limits.max_messages);
-            sink.share(Arc::clone(count));
+            sink.share(Arc::clone(&helpers.count));
             let spawned = file.try_clone().and_then(|f| {
                 let stop = Arc::clone(&stop);
                 thread::Builder::new()
@@ -177,10 +174,7 @@ impl Helpers {
                     })
             });
             match spawned {
-                Ok(handle) => helpers.helpers.push(Helper {
-                    stop,
-                    handle: Some(handle),
-                }),
+                Ok(handle) => helpers.helpers.push(Helper { stop, handle }),
                 // Dropping `helpers` stops those already started.
                 Err(_) => return None,
             }
@@ -193,22 +187,21 @@ impl Helpers {
         self.first_end
     }
 
-    /// The helpers' parts in file order once every helper is done; None
-    /// while one still runs. The first failure in file order is the error.
+    /// The message count the caller's sink must share.
+    pub fn count(&self) -> Arc<AtomicUsize> {
+        Arc::clone(&self.count)
+    }
+
+    /// The helpers' parts in file order once every helper is done (the
+    /// helpers are then gone); None while one still runs. The first failure
+    /// in file order is the error.
     pub fn poll(&mut self) -> Option<Result<Vec<Part>, FeedError>> {
-        if self
-            .helpers
-            .iter()
-            .any(|h| h.handle.as_ref().is_some_and(|j| !j.is_finished()))
-        {
+        if self.helpers.iter().any(|h| !h.handle.is_finished()) {
             return None;
         }
         let mut parts = Vec::with_capacity(self.helpers.len());
-        for h in &mut self.helpers {
-            let Some(handle) = h.handle.take() else {
-                return Some(Err(FeedError::Io(io::Error::other("scan part taken"))));
-            };
-            match handle.join() {
+        for h in self.helpers.drain(..) {
+            match h.handle.join() {
                 Ok(Ok(part)) => parts.push(part),
                 Ok(Err(e)) => return Some(Err(e)),
                 Err(_) => return Some(Err(FeedError::Io(io::Error::other("scan helper failed")))),
