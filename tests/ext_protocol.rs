@@ -480,12 +480,12 @@ fn response_code_in_use_when_the_mailbox_is_locked() {
     let (mut locker, _out) = spawn_locker(&path, false);
 
     let mut pop = d.connect();
-    pop.ok(&format!("USER {}", u.name));
     let t = Instant::now();
-    let r = pop.cmd(&format!("PASS {}", u.pass));
-    assert!(
-        r.starts_with("-ERR [IN-USE] "),
-        "login to a mailbox under another process's fcntl lock: {r:?}"
+    pop.login_refused(
+        &u.name,
+        &u.pass,
+        "IN-USE",
+        "login to a mailbox under another process's fcntl lock",
     );
     eprintln!("[IN-USE] after {:?}", t.elapsed());
     pop.expect_closed();

@@ -90,12 +90,7 @@ fn root_refuses_mailbox_the_user_cannot_read() {
     let before = snapshot(&path);
     let d = w.daemon(&[]);
     let mut pop = d.connect();
-    pop.ok(&format!("USER {}", u.name));
-    let reply = pop.cmd(&format!("PASS {}", u.pass));
-    assert!(
-        reply.starts_with("-ERR [SYS/PERM]"),
-        "PASS for a mailbox alice may not read must be refused with [SYS/PERM], got {reply:?}"
-    );
+    pop.login_refused(&u.name, &u.pass, "SYS/PERM", "a mailbox alice may not read");
     pop.set_read_timeout(std::time::Duration::from_secs(10));
     pop.expecting("the close after a mailbox refusal");
     pop.expect_closed();

@@ -464,11 +464,11 @@ fn mailboxes_over_the_caps_are_refused_and_left_alone() {
     for (flags, logged) in cases {
         let d = w.daemon(&flags);
         let mut pop = d.connect();
-        pop.ok(&format!("USER {}", u.name));
-        let reply = pop.cmd(&format!("PASS {}", u.pass));
-        assert!(
-            reply.starts_with("-ERR [SYS/PERM]"),
-            "PASS with {flags:?} on 3 messages, {len} bytes: {reply:?}"
+        pop.login_refused(
+            &u.name,
+            &u.pass,
+            "SYS/PERM",
+            &format!("with {flags:?} on 3 messages, {len} bytes"),
         );
         pop.set_read_timeout(Duration::from_secs(10));
         pop.expecting("the close after a refused mailbox");
@@ -1010,11 +1010,11 @@ fn flock_is_respected_with_the_flag_only() {
     drop(d);
     let d = w.daemon(&["--flock", "--lock-wait", "1"]);
     let mut pop = d.connect();
-    pop.ok(&format!("USER {}", u.name));
-    let reply = pop.cmd(&format!("PASS {}", u.pass));
-    assert!(
-        reply.starts_with("-ERR [IN-USE]"),
-        "with --flock, while another program holds flock: {reply:?}"
+    pop.login_refused(
+        &u.name,
+        &u.pass,
+        "IN-USE",
+        "with --flock, while another program holds flock",
     );
     held.unlock().unwrap();
     let mut pop = d.connect();

@@ -804,6 +804,18 @@ impl Pop3 {
         self.ok(&format!("PASS {pass}"))
     }
 
+    /// USER + PASS where PASS must be refused with `-ERR [code]`
+    /// (`what` says why, for the failure message); returns the reply.
+    pub fn login_refused(&mut self, user: &str, pass: &str, code: &str, what: &str) -> String {
+        self.ok(&format!("USER {user}"));
+        let reply = self.cmd(&format!("PASS {pass}"));
+        assert!(
+            reply.starts_with(&format!("-ERR [{code}] ")),
+            "{what}: PASS must be refused with [{code}], got {reply:?}"
+        );
+        reply
+    }
+
     /// Reads until EOF; panics if anything but EOF arrives.
     pub fn expect_closed(&mut self) {
         if let Some(l) = self.read_raw_line() {
