@@ -8,6 +8,8 @@
 //!     cargo run --release --example mbox_timings -- target/bench/mbox/m1g.s1 --cold 5
 //!
 //! `--cold N`: only N cold opens, averaged (for profiling the scanner).
+//! `--threads N` (last): scan with N threads (`--scan-threads`; default 0,
+//! one per CPU up to 4).
 //! The file is copied next to itself first (`.bench` suffix) and removed.
 
 use std::fs;
@@ -19,7 +21,14 @@ use pop3d::config::MailboxLimits;
 use pop3d::mbox::{IndexCache, Mailbox};
 
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    let mut scan_threads = 0;
+    if let [.., flag, n] = args.as_slice()
+        && flag == "--threads"
+    {
+        scan_threads = n.parse().unwrap_or_else(|_| usage());
+        args.truncate(args.len() - 2);
+    }
     let (src, cold_only) = match args.as_slice() {
         [file] => (file.clone(), None),
         [file, flag, n] if flag == "--cold" => match n.parse::<u32>() {
@@ -35,6 +44,7 @@ fn main() {
     }
     let limits = MailboxLimits {
         lock_wait: Duration::from_secs(5),
+        scan_threads,
         ..MailboxLimits::default()
     };
     // Old enough that the index can be trusted without reading.
@@ -113,6 +123,6 @@ fn main() {
 }
 
 fn usage() -> ! {
-    eprintln!("usage: mbox_timings MBOX_FILE [--cold N]");
+    eprintln!("usage: mbox_timings MBOX_FILE [--cold N] [--threads N]");
     std::process::exit(2)
 }
