@@ -41,6 +41,14 @@ pub const SCAN_CHUNK: usize = 64 * 1024;
 pub const SCAN_BUDGET: usize = 1024 * 1024;
 /// Bytes of mailbox one expunge step copies (one event-loop turn of an expunge).
 pub const EXPUNGE_BUDGET: usize = 1024 * 1024;
+
+/// An expunge that moves at least this many bytes answers QUIT as soon as its
+/// plan is durable (the journal is fsynced: the deletion can no longer be
+/// lost or undone) and finishes the compaction after the connection is
+/// closed; a smaller one finishes first, so that the answer comes with the
+/// file already compacted. The client of a large mailbox on slow storage
+/// does not wait for (or time out on) a rewrite that is certain to happen.
+pub const EXPUNGE_EARLY_ANSWER: u64 = 8 * 1024 * 1024;
 /// Largest block of an expunge whose bytes are copied into the journal before
 /// they overwrite the mailbox (needed where a block's source and destination
 /// overlap). The journal then needs up to twice this on disk, for a moment;

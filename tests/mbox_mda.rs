@@ -2,7 +2,8 @@
 //! server binary: procmail delivering during a session and during an
 //! expunge, `dotlockfile` holding the dotlock while a message is half
 //! written, two POP3 sessions on one mailbox, and the server killed in the
-//! middle of an expunge (debug builds abort on `POP3D_FAULT_EXPUNGE_AT`).
+//! middle of an expunge (debug builds abort on `POP3D_FAULT_EXPUNGE_AT`),
+//! also after it answered QUIT early, at the commit of a long compaction.
 //!
 //! Every test builds its own world (spool, passwd, shadow with a hash made by
 //! `mkpasswd -m sha-512`) in a temporary directory and starts its own server
@@ -540,6 +541,52 @@ fn a_server_killed_during_an_expunge_finishes_it_at_the_next_login() {
         assert!(
             got == kept || got == all,
             "fault {k} at byte {at}: {} messages\n{}",
+            got.len(),
+            server.log()
+        );
+        let name = w.mbox().file_name().unwrap().to_string_lossy().into_owned();
+        assert!(!w.spool.join(format!(".{name}.pop3d-journal")).exists());
+    }
+}
+
+/// A QUIT answered before its long compaction (the journal was durable, so
+/// the deletion was promised) keeps that promise when the server dies during
+/// the compaction after the answer: the next login finishes it, and exactly
+/// the kept messages are there, never the deleted one again.
+#[test]
+fn a_quit_answered_before_its_compaction_is_kept_after_a_kill() {
+    let w = World::new("early");
+    // About 12 MB after the first message: moved after the answer.
+    let (data, msgs) = mailbox(300, 40_000);
+    let size = data.len() as u64;
+    for at in [size / 4, size / 2, 3 * size / 4] {
+        w.write_mbox(&data);
+        {
+            let env = [("POP3D_FAULT_EXPUNGE_AT", at.to_string())];
+            let mut server = Server::start(&w, &env);
+            let mut c = server.connect();
+            assert!(c.login().starts_with("+OK"));
+            assert!(c.cmd("DELE 1").starts_with("+OK"));
+            let q = c.cmd("QUIT");
+            assert!(q.starts_with("+OK"), "{q}\n{}", server.log());
+            c.closed();
+            // The fault, after the answer, in the compaction.
+            let start = Instant::now();
+            let st = loop {
+                if let Some(st) = server.child.try_wait().unwrap() {
+                    break st;
+                }
+                assert!(start.elapsed() < TIMEOUT, "no fault at byte {at}");
+                std::thread::sleep(Duration::from_millis(20));
+            };
+            assert!(!st.success(), "{st:?}\n{}", server.log());
+        }
+        let server = Server::start(&w, &[]);
+        let got = all_messages(&server);
+        let kept: Vec<Vec<u8>> = msgs[1..].iter().map(|m| wire(m)).collect();
+        assert!(
+            got == kept,
+            "fault at byte {at}: {} messages\n{}",
             got.len(),
             server.log()
         );

@@ -10,7 +10,8 @@
 //! flags, --max-sessions, --max-messages, --max-mailbox-bytes and --flock; inetd
 //! sessions re-opening a large mailbox from its index file; a large mailbox
 //! scanned by four threads served exactly as when scanned by one; clients
-//! that half-close after their last commands; many large RETRs at once.
+//! that half-close after their last commands; many large RETRs at once; QUIT
+//! answered before a long compaction, which the server then finishes.
 
 mod common;
 
@@ -1021,4 +1022,76 @@ fn flock_is_respected_with_the_flag_only() {
     pop.login(&u.name, &u.pass);
     assert_eq!(pop.stat().0, 2, "with --flock, once the flock is gone");
     pop.quit();
+}
+
+/// QUIT after DELE on a large mailbox is answered as soon as the expunge's
+/// journal is durable: the client gets `+OK` and the close while the file is
+/// still as it was, and the server finishes the compaction after (the log
+/// says when), in the daemon and in inetd mode (where fd 0 and 1 are let go
+/// at once and the process exits when the work is done). The next session
+/// sees exactly the kept messages with their UIDLs, and the bytes are right.
+#[test]
+fn a_long_expunge_answers_quit_before_it_compacts() {
+    let mut w = World::new();
+    let u = w.user("alice", "alice-pw");
+    // Deleting the small first message moves 40 MiB (the early answer
+    // starts at 8 MiB; compacting this much takes about 200 ms here, so the
+    // file is still whole when the answer arrives).
+    let line = "x".repeat(1023) + "\n";
+    let mut mbox = Mbox::new().msg("Subject: first\n\ndelete me\n");
+    for k in 0..40 {
+        mbox = mbox.msg(format!("Message-ID: <{k}@big>\n\n{}", line.repeat(1024)));
+    }
+    let data = mbox.bytes();
+    let journal = w.mailbox("alice").with_file_name(".alice.pop3d-journal");
+    for inetd in [false, true] {
+        let path = w.write_mailbox(&u, &data);
+        let (daemon, mut child, mut pop) = if inetd {
+            let (i, mut p) = w.inetd(&[]);
+            p.greeting();
+            (None, Some(i), p)
+        } else {
+            let d = w.daemon(&[]);
+            let p = d.connect();
+            (Some(d), None, p)
+        };
+        pop.login(&u.name, &u.pass);
+        let uidl = pop.uidl();
+        pop.ok("DELE 1");
+        let r = pop.ok("QUIT");
+        let size_at_answer = fs::metadata(&path).unwrap().len();
+        assert!(r.contains("(1 deleted, 40 left)"), "{r}");
+        pop.expect_closed();
+        assert_eq!(
+            size_at_answer,
+            data.len() as u64,
+            "QUIT was answered after the compaction (inetd: {inetd})"
+        );
+        let finished = |l: &str| l.contains("expunge finished") && l.contains("after QUIT");
+        match (&daemon, child.as_mut()) {
+            (Some(d), _) => {
+                d.wait_log(Duration::from_secs(60), finished)
+                    .expect("the daemon finishes the expunge");
+            }
+            (_, Some(i)) => {
+                assert!(i.wait_exit(Duration::from_secs(60)).success());
+                assert!(i.log().iter().any(|l| finished(l)), "{:?}", i.log());
+            }
+            _ => unreachable!(),
+        }
+        assert!(!journal.exists(), "journal left after the expunge");
+        assert_bytes_eq(
+            &fs::read(&path).unwrap(),
+            &mbox.bytes_without(&[1]),
+            "compacted",
+        );
+        let d = daemon.unwrap_or_else(|| w.daemon(&[]));
+        let mut pop = d.connect();
+        pop.login(&u.name, &u.pass);
+        let after = pop.uidl();
+        let kept: Vec<String> = uidl[1..].iter().map(|(_, id)| id.clone()).collect();
+        let now: Vec<String> = after.iter().map(|(_, id)| id.clone()).collect();
+        assert_eq!(now, kept, "UIDLs after the expunge (inetd: {inetd})");
+        pop.quit();
+    }
 }

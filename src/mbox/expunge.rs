@@ -9,8 +9,10 @@
 //! still start at every point where the compaction cuts; mail appended
 //! during the session must start a new message where the index ended
 //! (otherwise [`MboxError::Changed`] and nothing is written). Then the plan
-//! (kept runs, UIDLs to retire) goes into the journal and the compaction of
-//! `journal.rs` runs, keeping inode, owner and mode; mail appended during
+//! (kept runs, UIDLs to retire) goes into the journal: once it is fsynced
+//! the step reports [`ExpungeStep::Committed`] (the deletion can no longer be
+//! lost: a crash from here on is finished by the next opening), and the
+//! compaction of `journal.rs` runs, keeping inode, owner and mode; mail appended during
 //! the session is moved down after the kept messages byte for byte. At the
 //! end the file is truncated and fsynced, the retired UIDLs recorded, the
 //! journal removed, the locks dropped, and the mailbox describes the new file
@@ -43,6 +45,16 @@ pub enum ExpungeStep {
     Pending,
     /// Another program holds the lock: call again after this long.
     Waiting(Duration),
+    /// The plan is durable (journal written and fsynced, reported once): the
+    /// messages are deleted whatever happens now, by the later steps or,
+    /// after a crash, by the next opening. `moving` bytes are left to copy.
+    /// Call again to carry on.
+    Committed {
+        /// What the expunge deletes and keeps.
+        summary: Expunged,
+        /// Bytes the compaction moves.
+        moving: u64,
+    },
     /// Finished; no lock is held.
     Done(Expunged),
 }
@@ -55,6 +67,9 @@ pub(crate) struct Expunging {
     summary: Expunged,
     deadline: Deadline,
     held: Option<Held>,
+    /// The journal is written: from here on the expunge is finished by
+    /// the later steps or by the next opening, never undone.
+    committed: bool,
     compactor: Option<Box<Compactor>>,
     /// Writing the index file of the compacted mailbox (the expunge itself
     /// is complete).
@@ -85,6 +100,7 @@ impl Mailbox {
             summary,
             deadline: Deadline::after(self.limits.lock_wait),
             held: None,
+            committed: false,
             compactor: None,
             storing: None,
         }));
@@ -109,13 +125,13 @@ impl Mailbox {
                 Ok(other)
             }
             Err(e) => {
-                if x.compactor.is_some() {
+                if x.committed {
                     crate::crit!(
                         "{}: expunge stopped: {e}; the next login finishes it",
                         self.path.display()
                     );
                 }
-                if matches!(e, MboxError::Changed) || x.compactor.is_some() {
+                if matches!(e, MboxError::Changed) || x.committed {
                     self.broken = true;
                 }
                 Err(e)
@@ -158,11 +174,16 @@ impl Mailbox {
                 );
                 MboxError::Io(e)
             })?;
+            let moving = c.plan().moving();
             x.compactor = Some(Box::new(c));
+            x.committed = true;
             // The index file describes the file as it is: gone before the
             // first byte moves, so that no crash can leave it stale.
             stored::remove(&self.path);
-            return Ok(ExpungeStep::Pending);
+            return Ok(ExpungeStep::Committed {
+                summary: x.summary,
+                moving,
+            });
         }
         let c = x.compactor.as_mut().expect("a plan under the lock");
         let done = c.step(file, budget)?;

@@ -135,6 +135,15 @@ impl Plan {
         }
     }
 
+    /// Bytes the compaction copies: the runs that do not stay where they are.
+    pub fn moving(&self) -> u64 {
+        self.runs
+            .iter()
+            .filter(|r| r.src != r.dst)
+            .map(|r| r.len)
+            .sum()
+    }
+
     /// The length of the compacted file (before mail appended after a crash).
     pub fn new_len(&self) -> u64 {
         self.runs.last().map_or(0, |r| r.dst + r.len)

@@ -350,7 +350,7 @@ impl Mailbox {
         loop {
             match self.expunge_step(EXPUNGE_BUDGET)? {
                 ExpungeStep::Done(done) => return Ok(done),
-                ExpungeStep::Pending => {}
+                ExpungeStep::Pending | ExpungeStep::Committed { .. } => {}
                 ExpungeStep::Waiting(d) => std::thread::sleep(d),
             }
         }

@@ -9,7 +9,7 @@ pub mod sasl;
 pub mod session;
 
 pub use buffer::Buffer;
-pub use session::{Credentials, End, Session, Want};
+pub use session::{Credentials, End, Finish, Session, Want};
 
 use crate::mbox::{ExpungeStep, MboxError, Uid};
 

@@ -11,7 +11,8 @@
 use std::time::Duration;
 
 use crate::config::{
-    AUTH_LINE_MAX, EXPUNGE_BUDGET, INPUT_BUF, LINE_MAX, REPLY_LINE_MAX, SessionLimits, USER_MAX,
+    AUTH_LINE_MAX, EXPUNGE_BUDGET, EXPUNGE_EARLY_ANSWER, INPUT_BUF, LINE_MAX, REPLY_LINE_MAX,
+    SessionLimits, USER_MAX,
 };
 use crate::mbox::{Encoder, ExpungeStep, Expunged, MboxError};
 
@@ -118,6 +119,9 @@ struct Txn<S> {
     deleted: Vec<bool>,
     /// Highest message number touched by RETR or DELE (for LAST).
     last: usize,
+    /// QUIT was answered at the expunge's commit point; the rest of the
+    /// expunge runs after the end ([`Session::finish_step`]).
+    finishing: bool,
 }
 
 enum Pending {
@@ -153,6 +157,22 @@ pub struct Session<S> {
     auth_request: Option<Credentials>,
     /// The store after the session ended.
     spent_store: Option<S>,
+    /// The spent store still has a committed expunge to finish.
+    finishing: bool,
+}
+
+/// What is left to do after the session ended ([`Session::finish_step`]).
+#[derive(Debug, PartialEq, Eq)]
+pub enum Finish {
+    /// Nothing: the connection can go.
+    Done,
+    /// A bounded step was done; call again after the other sessions' turns.
+    Busy,
+    /// Call again after this long.
+    Sleep(Duration),
+    /// The expunge stopped on an error (the store logged it; the journal
+    /// lets the next opening finish it): the connection can go.
+    Failed,
 }
 
 /// How far [`Session::continue_pending`] got.
@@ -186,6 +206,7 @@ impl<S: Store> Session<S> {
             ending: None,
             auth_request: None,
             spent_store: None,
+            finishing: false,
         }
     }
 
@@ -220,6 +241,7 @@ impl<S: Store> Session<S> {
         loop {
             if let Some(end) = self.ending.take() {
                 if let Phase::Transaction(txn) = std::mem::replace(&mut self.phase, Phase::Ended) {
+                    self.finishing = txn.finishing;
                     self.spent_store = Some(txn.store);
                 }
                 self.pending = Pending::None;
@@ -456,6 +478,35 @@ impl<S: Store> Session<S> {
         }
     }
 
+    /// True while an expunge answered at its commit point still runs after
+    /// the end: the driver calls [`Session::finish_step`] until it is done.
+    pub fn finishing(&self) -> bool {
+        self.finishing
+    }
+
+    /// After the end: one bounded step of an expunge whose QUIT was answered
+    /// when its plan became durable (the messages were as good as deleted
+    /// then, see [`ExpungeStep::Committed`]). A failure now was logged by the
+    /// store, and the journal lets the next opening finish the work.
+    pub fn finish_step(&mut self) -> Finish {
+        let store = match self.spent_store.as_mut() {
+            Some(store) if self.finishing => store,
+            _ => return Finish::Done,
+        };
+        match store.expunge_step(EXPUNGE_BUDGET) {
+            Ok(ExpungeStep::Pending | ExpungeStep::Committed { .. }) => Finish::Busy,
+            Ok(ExpungeStep::Waiting(d)) => Finish::Sleep(d),
+            Ok(ExpungeStep::Done(_)) => {
+                self.finishing = false;
+                Finish::Done
+            }
+            Err(_) => {
+                self.finishing = false;
+                Finish::Failed
+            }
+        }
+    }
+
     /// Takes the store out of a logged-in or finished session (so the daemon
     /// can keep its index for the next session). The session is over after it.
     pub fn take_store(&mut self) -> Option<S> {
@@ -477,6 +528,7 @@ impl<S: Store> Session<S> {
             store,
             deleted: vec![false; count],
             last: 0,
+            finishing: false,
         });
     }
 
@@ -647,6 +699,13 @@ impl<S: Store> Txn<S> {
         let e = match self.store.expunge_step(EXPUNGE_BUDGET) {
             Ok(ExpungeStep::Pending) => return Ok(Progress::Busy),
             Ok(ExpungeStep::Waiting(d)) => return Ok(Progress::Sleep(d)),
+            // A long compaction: the client need not wait for it, the
+            // messages are deleted whatever happens now.
+            Ok(ExpungeStep::Committed { summary, moving }) if moving >= EXPUNGE_EARLY_ANSWER => {
+                self.finishing = true;
+                summary
+            }
+            Ok(ExpungeStep::Committed { .. }) => return Ok(Progress::Busy),
             Ok(ExpungeStep::Done(e)) => e,
             Err(MboxError::Changed) => {
                 out.line(format_args!(
@@ -838,6 +897,8 @@ mod tests {
         changed: bool,
         expunged: std::rc::Rc<std::cell::RefCell<Option<Vec<bool>>>>,
         steps_left: u32,
+        /// Bytes the expunge says it moves when it commits.
+        moving: u64,
     }
 
     impl Store for Fake {
@@ -871,22 +932,27 @@ mod tests {
         }
         fn expunge_start(&mut self, deleted: &[bool]) {
             *self.expunged.borrow_mut() = Some(deleted.to_vec());
-            self.steps_left = 3;
+            self.steps_left = 4;
         }
         fn expunge_step(&mut self, _budget: usize) -> Result<ExpungeStep, MboxError> {
-            // A few steps, one of them waiting for a lock, like the real thing.
+            // A few steps like the real thing: a wait for the lock, the
+            // commit, a slice of copying, the end.
+            let d = self.expunged.borrow().clone().unwrap_or_default();
+            let summary = Expunged {
+                deleted: d.iter().filter(|&&d| d).count(),
+                kept: d.iter().filter(|&&d| !d).count(),
+                ..Expunged::default()
+            };
             self.steps_left -= 1;
             match self.steps_left {
-                2 => Ok(ExpungeStep::Pending),
-                1 => Ok(ExpungeStep::Waiting(Duration::from_millis(5))),
-                _ => {
-                    let d = self.expunged.borrow().clone().unwrap_or_default();
-                    Ok(ExpungeStep::Done(Expunged {
-                        deleted: d.iter().filter(|&&d| d).count(),
-                        kept: d.iter().filter(|&&d| !d).count(),
-                        ..Expunged::default()
-                    }))
-                }
+                3 => Ok(ExpungeStep::Waiting(Duration::from_millis(5))),
+                2 => Ok(ExpungeStep::Committed {
+                    summary,
+                    moving: self.moving,
+                }),
+                1 => Ok(ExpungeStep::Pending),
+                0 => Ok(ExpungeStep::Done(summary)),
+                _ => panic!("a step after the end"),
             }
         }
     }
@@ -897,6 +963,7 @@ mod tests {
             changed: false,
             expunged: Default::default(),
             steps_left: 0,
+            moving: 0,
         }
     }
 
@@ -1053,9 +1120,12 @@ mod tests {
         let input = b"DELE 1\r\nDELE 3\r\nQUIT\r\n";
         s.input_space()[..input.len()].copy_from_slice(input);
         s.input_added(input.len());
-        // The expunge goes in steps: a slice, a lock wait, then the end.
-        assert!(matches!(s.advance(&mut out), Want::Busy));
+        // The expunge goes in steps: a lock wait, the commit and a slice
+        // (a short compaction: the answer waits for it), then the end.
         assert!(matches!(s.advance(&mut out), Want::Sleep(_)));
+        assert!(matches!(s.advance(&mut out), Want::Busy));
+        assert!(matches!(s.advance(&mut out), Want::Busy));
+        assert!(!out.data().ends_with(b"left)\r\n"));
         let w = s.advance(&mut out);
         assert!(matches!(w, Want::Close(End::Quit(Some(_)))), "{w:?}");
         let Phase::Ended = s.phase else {
@@ -1067,6 +1137,41 @@ mod tests {
             "{text}"
         );
         assert_eq!(*seen.borrow(), Some(vec![true, false, true]));
+        assert!(!s.finishing());
+        assert_eq!(s.finish_step(), Finish::Done);
+    }
+
+    #[test]
+    fn a_long_expunge_answers_quit_at_its_commit_and_finishes_after() {
+        let mut out = Buffer::new(4096);
+        let mut s: Session<Fake> = Session::new(SessionLimits::default(), &mut out);
+        let mut store = fake(&[b"a\n", b"b\n", b"c\n"]);
+        store.moving = EXPUNGE_EARLY_ANSWER;
+        let seen = store.expunged.clone();
+        s.login_ok(store, &mut out);
+        let input = b"DELE 2\r\nQUIT\r\n";
+        s.input_space()[..input.len()].copy_from_slice(input);
+        s.input_added(input.len());
+        assert!(matches!(s.advance(&mut out), Want::Sleep(_)));
+        // Committed: the answer and the end, with the copying still to do.
+        let w = s.advance(&mut out);
+        assert!(
+            matches!(w, Want::Close(End::Quit(Some(e))) if e.deleted == 1),
+            "{w:?}"
+        );
+        let text = String::from_utf8_lossy(out.data()).into_owned();
+        assert!(
+            text.ends_with("+OK pop3d signing off (1 deleted, 2 left)\r\n"),
+            "{text}"
+        );
+        assert!(s.finishing());
+        assert_eq!(s.finish_step(), Finish::Busy);
+        assert!(s.finishing());
+        assert_eq!(s.finish_step(), Finish::Done);
+        assert!(!s.finishing());
+        assert_eq!(s.finish_step(), Finish::Done);
+        assert_eq!(*seen.borrow(), Some(vec![false, true, false]));
+        assert!(s.take_store().is_some());
     }
 
     #[test]

@@ -11,6 +11,10 @@
 //! the reads and writes. It gives it back when a write would block with what
 //! is waiting fitting the normal buffer (the client no longer keeps up), and
 //! when the session waits for a command with nothing left to write.
+//!
+//! A QUIT answered at an expunge's commit point ([`Session::finishing`])
+//! leaves work after the end: the connection hangs up (the client is told
+//! and goes) and keeps its slot, stepping the expunge, until it is done.
 
 use std::fs::File;
 use std::io::{self, Read, Write};
@@ -26,7 +30,8 @@ use crate::budget::{Budget, Lease};
 use crate::config::{
     LARGE_OUTPUT_BUFFERS, OUTPUT_BUF, OUTPUT_BUF_LARGE, SessionLimits, TURN_OUTPUT_BUDGET,
 };
-use crate::pop3::{Buffer, Credentials, End, Session, Want};
+use crate::pop3::{Buffer, Credentials, End, Finish, Session, Want};
+use crate::sys::process;
 
 use super::mailbox::UserMailbox;
 use crate::mbox::Opening;
@@ -43,6 +48,8 @@ pub enum Stream {
         /// Write side.
         w: File,
     },
+    /// Hung up: the session is over and its connection closed.
+    Closed,
 }
 
 impl Stream {
@@ -50,6 +57,7 @@ impl Stream {
         match self {
             Stream::Tcp(s) => s.read(buf),
             Stream::Fds { r, .. } => r.read(buf),
+            Stream::Closed => Ok(0),
         }
     }
 
@@ -57,6 +65,7 @@ impl Stream {
         match self {
             Stream::Tcp(s) => s.write(buf),
             Stream::Fds { w, .. } => w.write(buf),
+            Stream::Closed => Err(io::ErrorKind::BrokenPipe.into()),
         }
     }
 
@@ -68,6 +77,7 @@ impl Stream {
                 registry.register(&mut SourceFd(&r.as_raw_fd()), token, Interest::READABLE)?;
                 registry.register(&mut SourceFd(&w.as_raw_fd()), token, Interest::WRITABLE)
             }
+            Stream::Closed => Ok(()),
         }
     }
 
@@ -81,6 +91,7 @@ impl Stream {
                 let _ = registry.deregister(&mut SourceFd(&r.as_raw_fd()));
                 let _ = registry.deregister(&mut SourceFd(&w.as_raw_fd()));
             }
+            Stream::Closed => {}
         }
     }
 }
@@ -148,6 +159,8 @@ pub struct Conn {
     eof: bool,
     closing: bool,
     waiting_auth: bool,
+    /// When the connection hung up with work of its session left.
+    hung_up: Option<Instant>,
 }
 
 impl Conn {
@@ -176,6 +189,7 @@ impl Conn {
             eof: false,
             closing: false,
             waiting_auth: false,
+            hung_up: None,
         }
     }
 
@@ -204,9 +218,15 @@ impl Conn {
         self.session.authenticated()
     }
 
+    /// True once the connection hung up with work of its session left
+    /// (an expunge answered at its commit point): no client, no timeouts.
+    pub fn finishing(&self) -> bool {
+        self.hung_up.is_some()
+    }
+
     /// Moves bytes and runs the session; `requests` collects what the event
     /// loop must do for this connection.
-    pub fn drive(&mut self, requests: &mut Vec<Request>) -> Status {
+    pub fn drive(&mut self, requests: &mut Vec<Request>, registry: &Registry) -> Status {
         let mut budget = TURN_OUTPUT_BUDGET;
         loop {
             let mut progress = false;
@@ -233,11 +253,26 @@ impl Conn {
                 }
             }
             if self.closing {
-                if self.out.is_empty() {
-                    self.linger();
-                    return Status::Closed;
+                if !self.out.is_empty() {
+                    return Status::Idle;
                 }
-                return Status::Idle;
+                if !self.finishing() {
+                    self.linger();
+                    if !self.session.finishing() {
+                        return Status::Closed;
+                    }
+                    self.hang_up(registry);
+                }
+                return match self.session.finish_step() {
+                    Finish::Done => {
+                        let ms = self.hung_up.map_or(0, |t| t.elapsed().as_millis());
+                        crate::info!("expunge finished {ms} ms after QUIT was answered");
+                        Status::Closed
+                    }
+                    Finish::Failed => Status::Closed,
+                    Finish::Busy => Status::Yield,
+                    Finish::Sleep(d) => Status::Sleep(d),
+                };
             }
 
             // Read what fits.
@@ -314,6 +349,22 @@ impl Conn {
                 return Status::Yield;
             }
         }
+    }
+
+    /// Closes the client's connection while the session still has work:
+    /// the stream goes (inetd's fd 0 and 1 are pointed at /dev/null, so the
+    /// socket is really closed), and so does any large buffer.
+    fn hang_up(&mut self, registry: &Registry) {
+        self.stream.deregister(registry);
+        let old = std::mem::replace(&mut self.stream, Stream::Closed);
+        let inetd = matches!(old, Stream::Fds { .. });
+        drop(old);
+        if inetd && let Err(e) = process::release_inetd_fds() {
+            crate::notice!("cannot let go of the inetd descriptors: {e}");
+        }
+        self.out.resize(OUTPUT_BUF);
+        self.large = None;
+        self.hung_up = Some(Instant::now());
     }
 
     /// Takes a large reply buffer, if the process has one to spare.

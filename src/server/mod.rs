@@ -535,7 +535,7 @@ impl Server {
         }
         let mut requests = Vec::new();
         let status = match self.conns.get_mut(slot).and_then(Option::as_mut) {
-            Some(conn) => conn.drive(&mut requests),
+            Some(conn) => conn.drive(&mut requests, self.poll.registry()),
             None => return,
         };
         for req in requests {
@@ -763,6 +763,9 @@ impl Server {
             let Some(conn) = self.conns[slot].as_ref() else {
                 continue;
             };
+            if conn.finishing() {
+                continue; // no client any more, only bounded work left
+            }
             // Before login the whole login must fit the login timeout (a
             // byte now and then does not extend it); after login, idle time
             // in either direction counts.

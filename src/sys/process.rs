@@ -194,6 +194,19 @@ pub fn daemonize(pidfile: Option<&Path>) -> io::Result<Detached> {
     Ok(Detached { ready: w })
 }
 
+/// Points fd 0 and fd 1 at /dev/null, letting go of what inetd handed over
+/// (after the copies from [`inetd_fds`] are closed, the client's connection
+/// is then closed). The numbers stay taken, so no file opened later gets
+/// them.
+pub fn release_inetd_fds() -> io::Result<()> {
+    let null = File::options().read(true).write(true).open("/dev/null")?;
+    for fd in 0..2 {
+        // SAFETY: both descriptors are open; dup2 replaces fd atomically.
+        check(unsafe { libc::dup2(null.as_raw_fd(), fd) })?;
+    }
+    Ok(())
+}
+
 /// Takes ownership of copies of fd 0 (read side) and fd 1 (write side), as
 /// inetd hands them over, and makes them non-blocking.
 pub fn inetd_fds() -> io::Result<(File, File)> {
