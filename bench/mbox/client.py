@@ -1,15 +1,20 @@
 #!/usr/bin/env python3
 """POP3 benchmark client: one scenario per run, prints one number.
 
-    client.py HOST PORT USER PASS SCENARIO
+    client.py HOST PORT USER PASS SCENARIO [MBOX]
 
 Scenarios (times in seconds, rates per second):
   login      PASS -> +OK, then the first STAT: prints "pass_s stat_s total_s"
   retr1      RETR 1 (one large message) to the final dot: prints "seconds bytes MB/s"
   lockstep   RETR 1..N one command at a time (fetchmail): prints "seconds msgs/s"
   inflight   RETR 1..N with 16 commands in flight: prints "seconds msgs/s"
-  dele1      DELE 1 + QUIT (after login): prints "seconds" until QUIT's +OK
+  dele1      DELE 1 + QUIT (after login): prints "seconds" until QUIT's +OK;
+             with MBOX, also the seconds until the mailbox is free again (its
+             fcntl lock can be taken and MBOX.lock is gone: the compaction
+             is over and an MDA could deliver), "quit_s free_s"
 """
+import fcntl
+import os
 import socket
 import sys
 import time
@@ -123,7 +128,16 @@ def main():
         r = p.cmd("QUIT")
         dt = time.perf_counter() - t0
         assert r.startswith(b"+OK"), r
-        print("%.4f" % dt)
+        if len(sys.argv) < 7:
+            print("%.4f" % dt)
+            return
+        mbox = sys.argv[6]
+        with open(mbox, "rb+") as f:
+            fcntl.lockf(f, fcntl.LOCK_EX)
+            fcntl.lockf(f, fcntl.LOCK_UN)
+        while os.path.exists(mbox + ".lock"):
+            time.sleep(0.0005)
+        print("%.4f %.4f" % (dt, time.perf_counter() - t0))
         return
     p.cmd("QUIT")
 
