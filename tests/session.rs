@@ -1024,24 +1024,31 @@ fn flock_is_respected_with_the_flag_only() {
     pop.quit();
 }
 
-/// QUIT after DELE on a large mailbox is answered as soon as the expunge's
-/// journal is durable: the client gets `+OK` and the close while the file is
-/// still as it was, and the server finishes the compaction after (the log
-/// says when), in the daemon and in inetd mode (where fd 0 and 1 are let go
-/// at once and the process exits when the work is done). The next session
-/// sees exactly the kept messages with their UIDLs, and the bytes are right.
-#[test]
-fn a_long_expunge_answers_quit_before_it_compacts() {
-    let mut w = World::new();
-    let u = w.user("alice", "alice-pw");
-    // Deleting the small first message moves 40 MiB (the early answer
-    // starts at 8 MiB; compacting this much takes about 200 ms here, so the
-    // file is still whole when the answer arrives).
+/// A small first message and 40 MiB after it: deleting the first moves
+/// 40 MiB (the early answer starts at 8 MiB; compacting this much takes
+/// about 200 ms here, so the file is still whole when the answer arrives).
+fn long_expunge_mailbox() -> Mbox {
     let line = "x".repeat(1023) + "\n";
     let mut mbox = Mbox::new().msg("Subject: first\n\ndelete me\n");
     for k in 0..40 {
         mbox = mbox.msg(format!("Message-ID: <{k}@big>\n\n{}", line.repeat(1024)));
     }
+    mbox
+}
+
+/// QUIT after DELE on a large mailbox is answered as soon as the expunge's
+/// journal is durable: the client gets `+OK` and the close while the file is
+/// still as it was, and the server finishes the compaction after (the log
+/// says when), in the daemon and in inetd mode (where fd 0 and 1 are let go
+/// at once and the process exits when the work is done). The daemon admits
+/// the gone client again at once (its per-source lease went with it), and
+/// that login waits for the compaction. The next session sees exactly the
+/// kept messages with their UIDLs, and the bytes are right.
+#[test]
+fn a_long_expunge_answers_quit_before_it_compacts() {
+    let mut w = World::new();
+    let u = w.user("alice", "alice-pw");
+    let mbox = long_expunge_mailbox();
     let data = mbox.bytes();
     let journal = w.mailbox("alice").with_file_name(".alice.pop3d-journal");
     for inetd in [false, true] {
@@ -1051,7 +1058,9 @@ fn a_long_expunge_answers_quit_before_it_compacts() {
             p.greeting();
             (None, Some(i), p)
         } else {
-            let d = w.daemon(&[]);
+            // One session per source, and no minimum delay: the client,
+            // gone after the answer, may come back at once.
+            let d = w.daemon(&["--max-per-source", "1", "--min-delay", "0"]);
             let p = d.connect();
             (Some(d), None, p)
         };
@@ -1067,6 +1076,14 @@ fn a_long_expunge_answers_quit_before_it_compacts() {
             data.len() as u64,
             "QUIT was answered after the compaction (inetd: {inetd})"
         );
+        if let Some(d) = &daemon {
+            // Back at once: admitted, and its login waits for the locks
+            // until the compaction is over, then sees what is left.
+            let mut again = d.connect();
+            again.login(&u.name, &u.pass);
+            assert_eq!(again.stat().0, 40);
+            again.quit();
+        }
         let finished = |l: &str| l.contains("expunge finished") && l.contains("after QUIT");
         match (&daemon, child.as_mut()) {
             (Some(d), _) => {
@@ -1094,4 +1111,63 @@ fn a_long_expunge_answers_quit_before_it_compacts() {
         assert_eq!(now, kept, "UIDLs after the expunge (inetd: {inetd})");
         pop.quit();
     }
+}
+
+/// A client gone before QUIT's answer can be written (inetd with pipes: the
+/// reading end closed after DELE's answer, then QUIT): the answer fails with
+/// EPIPE, and the expunge committed before it still runs to its end in this
+/// process, rather than being left to the next login.
+#[test]
+fn a_long_expunge_is_finished_when_the_client_is_gone_before_the_answer() {
+    use std::io::{BufRead, BufReader, Write};
+    use std::process::Stdio;
+    let mut w = World::new();
+    let u = w.user("alice", "alice-pw");
+    let mbox = long_expunge_mailbox();
+    let path = w.write_mailbox(&u, &mbox.bytes());
+    let mut cmd = pop3d_command();
+    cmd.args(w.args())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("spawn pop3d (inetd mode, pipes)");
+    let mut to = child.stdin.take().unwrap();
+    let mut from = BufReader::new(child.stdout.take().unwrap());
+    let log = child.stderr.take().unwrap();
+    let mut answer = |to: &mut std::process::ChildStdin, line: &str| {
+        if !line.is_empty() {
+            to.write_all(format!("{line}\r\n").as_bytes()).unwrap();
+        }
+        let mut r = String::new();
+        from.read_line(&mut r).unwrap();
+        assert!(r.starts_with("+OK"), "{line}: {r}");
+    };
+    answer(&mut to, "");
+    answer(&mut to, &format!("USER {}", u.name));
+    answer(&mut to, &format!("PASS {}", u.pass));
+    answer(&mut to, "DELE 1");
+    drop(from);
+    to.write_all(b"QUIT\r\n").unwrap();
+    drop(to);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        assert!(Instant::now() < deadline, "pop3d did not exit");
+        thread::sleep(Duration::from_millis(20));
+    };
+    let log: Vec<String> = BufReader::new(log).lines().map_while(Result::ok).collect();
+    assert!(status.success(), "{status:?} {log:?}");
+    assert!(
+        log.iter().any(|l| l.contains("expunge finished")),
+        "{log:?}"
+    );
+    let journal = path.with_file_name(".alice.pop3d-journal");
+    assert!(!journal.exists(), "the expunge was left to the next login");
+    assert_bytes_eq(
+        &fs::read(&path).unwrap(),
+        &mbox.bytes_without(&[1]),
+        "compacted",
+    );
 }

@@ -159,8 +159,10 @@ pub struct Conn {
     eof: bool,
     closing: bool,
     waiting_auth: bool,
-    /// When the connection hung up with work of its session left.
-    hung_up: Option<Instant>,
+    /// When QUIT was answered with work of the session left.
+    answered: Option<Instant>,
+    /// The client's connection was closed with work of the session left.
+    hung_up: bool,
 }
 
 impl Conn {
@@ -189,7 +191,8 @@ impl Conn {
             eof: false,
             closing: false,
             waiting_auth: false,
-            hung_up: None,
+            answered: None,
+            hung_up: false,
         }
     }
 
@@ -218,10 +221,22 @@ impl Conn {
         self.session.authenticated()
     }
 
-    /// True once the connection hung up with work of its session left
-    /// (an expunge answered at its commit point): no client, no timeouts.
+    /// True while the session ended with work left (an expunge answered at
+    /// its commit point): bounded work for the server, no timeouts.
     pub fn finishing(&self) -> bool {
-        self.hung_up.is_some()
+        self.session.finishing()
+    }
+
+    /// The client's address, once, after the connection hung up with work
+    /// left: the client is gone, so its per-source lease can go too (the
+    /// slot stays taken until the work is done).
+    pub fn gone_client(&mut self) -> Option<IpAddr> {
+        if self.hung_up { self.peer.take() } else { None }
+    }
+
+    /// True once the session ended (its last reply may still be on its way).
+    pub fn closing(&self) -> bool {
+        self.closing
     }
 
     /// Moves bytes and runs the session; `requests` collects what the event
@@ -253,23 +268,32 @@ impl Conn {
                 }
             }
             if self.closing {
-                if !self.out.is_empty() {
-                    return Status::Idle;
-                }
-                if !self.finishing() {
+                let written = self.out.is_empty();
+                if written && !self.hung_up {
                     self.linger();
                     if !self.session.finishing() {
                         return Status::Closed;
                     }
                     self.hang_up(registry);
                 }
+                if !self.session.finishing() {
+                    // The last reply still waits for the client.
+                    return Status::Idle;
+                }
+                // Work the session committed to goes on whether or not the
+                // client reads its answer: it holds the mailbox's locks.
                 return match self.session.finish_step() {
                     Finish::Done => {
-                        let ms = self.hung_up.map_or(0, |t| t.elapsed().as_millis());
+                        let ms = self.answered.map_or(0, |t| t.elapsed().as_millis());
                         crate::info!("expunge finished {ms} ms after QUIT was answered");
-                        Status::Closed
+                        if self.hung_up {
+                            Status::Closed
+                        } else {
+                            Status::Idle
+                        }
                     }
-                    Finish::Failed => Status::Closed,
+                    Finish::Failed if self.hung_up => Status::Closed,
+                    Finish::Failed => Status::Idle,
                     Finish::Busy => Status::Yield,
                     Finish::Sleep(d) => Status::Sleep(d),
                 };
@@ -336,6 +360,9 @@ impl Conn {
                 Want::Close(end) => {
                     requests.push(Request::Ended(end));
                     self.closing = true;
+                    if self.session.finishing() {
+                        self.answered = Some(Instant::now());
+                    }
                     continue;
                 }
             }
@@ -364,7 +391,7 @@ impl Conn {
         }
         self.out.resize(OUTPUT_BUF);
         self.large = None;
-        self.hung_up = Some(Instant::now());
+        self.hung_up = true;
     }
 
     /// Takes a large reply buffer, if the process has one to spare.
@@ -385,9 +412,13 @@ impl Conn {
         }
     }
 
-    /// Ends the connection after a write error: the client is gone.
+    /// Ends the connection after a write error: the client is gone (work
+    /// the session committed to still gets done, in the next turns).
     fn fail(&mut self) -> Status {
         self.out.consume(self.out.data().len());
+        if self.session.finishing() {
+            return Status::Yield;
+        }
         Status::Closed
     }
 

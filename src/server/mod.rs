@@ -535,7 +535,13 @@ impl Server {
         }
         let mut requests = Vec::new();
         let status = match self.conns.get_mut(slot).and_then(Option::as_mut) {
-            Some(conn) => conn.drive(&mut requests, self.poll.registry()),
+            Some(conn) => {
+                let status = conn.drive(&mut requests, self.poll.registry());
+                if let (Some(ip), true) = (conn.gone_client(), self.cfg.daemon) {
+                    self.limits.release(ip, conn.started, Instant::now());
+                }
+                status
+            }
             None => return,
         };
         for req in requests {
@@ -767,9 +773,10 @@ impl Server {
                 continue; // no client any more, only bounded work left
             }
             // Before login the whole login must fit the login timeout (a
-            // byte now and then does not extend it); after login, idle time
-            // in either direction counts.
-            let expired = if conn.authenticated() {
+            // byte now and then does not extend it); after login, and while
+            // the last reply waits for the client, idle time in either
+            // direction counts.
+            let expired = if conn.authenticated() || conn.closing() {
                 now.duration_since(conn.last_activity) > self.cfg.idle_timeout
             } else {
                 now.duration_since(conn.started) > self.cfg.login_timeout
