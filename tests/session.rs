@@ -1171,3 +1171,31 @@ fn a_long_expunge_is_finished_when_the_client_is_gone_before_the_answer() {
         "compacted",
     );
 }
+
+/// A daemon told to stop (SIGTERM) just after answering a long expunge's
+/// QUIT finishes the compaction within its grace period before it exits.
+#[test]
+fn a_daemon_stopped_after_the_answer_finishes_the_expunge_first() {
+    let mut w = World::new();
+    let u = w.user("alice", "alice-pw");
+    let mbox = long_expunge_mailbox();
+    let path = w.write_mailbox(&u, &mbox.bytes());
+    let mut d = w.daemon(&[]);
+    let mut pop = d.connect();
+    pop.login(&u.name, &u.pass);
+    pop.ok("DELE 1");
+    pop.quit();
+    d.signal("TERM");
+    assert!(d.wait_exit(Duration::from_secs(30)).success());
+    let log = d.log();
+    assert!(
+        log.iter().any(|l| l.contains("expunge finished")),
+        "{log:?}"
+    );
+    assert!(!path.with_file_name(".alice.pop3d-journal").exists());
+    assert_bytes_eq(
+        &fs::read(&path).unwrap(),
+        &mbox.bytes_without(&[1]),
+        "compacted",
+    );
+}
