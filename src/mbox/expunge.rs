@@ -15,15 +15,15 @@
 //! compaction of `journal.rs` runs, keeping inode, owner and mode; mail appended during
 //! the session is moved down after the kept messages byte for byte. At the
 //! end the file is truncated and fsynced, the retired UIDLs recorded, the
-//! journal removed, the locks dropped, and the mailbox describes the new file
-//! (every remaining message keeps its UIDL).
+//! journal removed, and the mailbox describes the new file (every remaining
+//! message keeps its UIDL); the locks are dropped after the index file.
 //!
 //! The hidden pseudo-message is never deleted. Deleting everything leaves
 //! an empty file (mode and owner kept), as popa3d does.
 //!
 //! The index file (`stored.rs`) is removed before the compaction starts and
 //! written anew for the compacted file, in steps, after it (when the index
-//! covers enough of the file to be worth one).
+//! covers enough of the file to be worth one), still under the locks.
 //!
 //! Unbounded work left in a step: writing the plan (16 bytes per run of kept
 //! messages and per deleted message) in the step that takes the lock, and
@@ -206,7 +206,9 @@ impl Mailbox {
         c.finish()?;
         self.checked_at = SystemTime::now();
         self.stamp = file::stamp(self.file.as_ref().expect("a file"))?;
-        x.held = None;
+        // The locks stay until the index file is written (they go with `x`
+        // at the end): whoever waits for them finds it, and the daemon's
+        // cache has this index by the time another session can lock.
         if !stored::worth_keeping(self.index.end) {
             stored::remove(&self.path);
             return Ok(ExpungeStep::Done(x.summary));

@@ -96,6 +96,10 @@ pub struct Opening {
     /// The cached index came from the index file: once confirmed under the
     /// lock, write it back with the new confirmation time.
     from_file: bool,
+    /// An expunge journal was there at the start (an expunge running, or
+    /// interrupted): no index was looked for then. Once the lock is had
+    /// with the journal gone, the index the expunge left is looked for.
+    after_expunge: bool,
     retired: Retired,
     stamp: Stamp,
     checked_at: SystemTime,
@@ -124,6 +128,7 @@ impl Opening {
             held: None,
             cached: None,
             from_file: false,
+            after_expunge: false,
             retired: Retired::default(),
             stamp: Stamp::default(),
             checked_at: SystemTime::now(),
@@ -140,6 +145,7 @@ impl Opening {
         o.cached = cache.and_then(|c| c.take(id));
         if journal {
             o.kind = LockKind::Exclusive;
+            o.after_expunge = true;
         } else if st.size == 0 {
             let mut mb = Mailbox::empty(path, limits, Some(f));
             mb.id = id;
@@ -162,6 +168,19 @@ impl Opening {
             o.offer(c, &st);
         }
         Ok(o)
+    }
+
+    /// While waiting for the lock of a mailbox an expunge was working on,
+    /// takes the index that expunge gave the daemon's `cache` since (the
+    /// daemon calls this before each step; the lock check comes after).
+    pub fn adopt_cached(&mut self, cache: Option<&mut IndexCache>) {
+        if self.after_expunge
+            && self.cached.is_none()
+            && matches!(self.state, State::Locking)
+            && let Some(c) = cache.and_then(|c| c.take(self.id))
+        {
+            self.cached = Some(c);
+        }
     }
 
     /// Uses cached index `c` at once if the file, stamped `st`, is quietly
@@ -316,6 +335,21 @@ impl Opening {
             self.kind = LockKind::Exclusive;
             self.state = State::Locking;
             return Ok(Step::Pending);
+        }
+        if !journal && self.after_expunge && self.cached.is_none() {
+            // The expunge is over: the index file it wrote (under the lock
+            // just had) saves a scan. Read without the lock, as at the start.
+            self.after_expunge = false;
+            match stored::Reader::open(&self.path, owner.0, self.id, self.limits.max_messages) {
+                Ok(Some(r)) => {
+                    drop(held);
+                    self.kind = LockKind::Shared;
+                    self.state = State::Loading(Box::new(r));
+                    return Ok(Step::Pending);
+                }
+                Ok(None) => {}
+                Err(e) => crate::notice!("ignoring {}: {e}", stored::path(&self.path).display()),
+            }
         }
         self.held = Some(held);
         if journal {

@@ -1384,3 +1384,43 @@ fn a_scan_shared_with_helpers_gives_the_same_index() {
         std::thread::sleep(Duration::from_millis(5));
     }
 }
+
+#[test]
+fn an_opening_waiting_on_an_expunge_takes_the_index_it_leaves() {
+    // Under 1 MiB: no index file, so only the daemon's cache spares a scan.
+    let msgs: Vec<Vec<u8>> = (0..50)
+        .map(|k| format!("Subject: {k}\n\n{}\n", "y".repeat(1000)).into_bytes())
+        .collect();
+    let refs: Vec<&[u8]> = msgs.iter().map(|m| m.as_slice()).collect();
+    let t = Temp::with("adopt", &mbox(&refs));
+    let mut a = open(&t);
+    let mut deleted = vec![false; 50];
+    deleted[0] = true;
+    a.expunge_start(&deleted);
+    loop {
+        match a.expunge_step(1024).unwrap() {
+            ExpungeStep::Committed { .. } => break,
+            ExpungeStep::Pending => {}
+            other => panic!("{other:?}"),
+        }
+    }
+    // Another session's opening, begun while the expunge holds the locks.
+    let mut cache = IndexCache::default();
+    let mut b = Opening::start(t.path(), &limits(), Some(&mut cache)).unwrap();
+    assert!(matches!(b.step(1 << 20).unwrap(), Step::Waiting(_)));
+    while !matches!(a.expunge_step(1024).unwrap(), ExpungeStep::Done(_)) {}
+    let want: Vec<Uid> = (0..a.count()).map(|i| a.uid(i)).collect();
+    a.into_cache(&mut cache);
+    b.adopt_cached(Some(&mut cache));
+    let mb = loop {
+        match b.step(1 << 20).unwrap() {
+            Step::Done(mb) => break mb,
+            Step::Pending => {}
+            Step::Waiting(d) => std::thread::sleep(d),
+        }
+    };
+    assert_eq!(mb.scanned_bytes(), 0, "scanned again");
+    let got: Vec<Uid> = (0..mb.count()).map(|i| mb.uid(i)).collect();
+    assert_eq!(got, want);
+    assert_eq!(got.len(), 49);
+}

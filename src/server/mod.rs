@@ -664,6 +664,7 @@ impl Server {
         let Some(mut p) = conn.opening.take() else {
             return;
         };
+        p.opening.adopt_cached(self.cache.as_mut());
         let step = {
             let guard = process::FsIdentity::enter_opt(p.as_user);
             match guard {

@@ -568,6 +568,31 @@ impl Inetd {
     pub fn log(&self) -> Vec<String> {
         self.log.lock().unwrap().clone()
     }
+
+    /// Waits until a log line satisfies `pred` and returns it; `None` after
+    /// `timeout`.
+    pub fn wait_log(&self, timeout: Duration, pred: impl Fn(&str) -> bool) -> Option<String> {
+        wait_line(|| self.log(), timeout, pred)
+    }
+}
+
+/// Polls `log` until a line satisfies `pred` (the log is read by another
+/// thread, a little behind the server); `None` after `timeout`.
+fn wait_line(
+    log: impl Fn() -> Vec<String>,
+    timeout: Duration,
+    pred: impl Fn(&str) -> bool,
+) -> Option<String> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(l) = log().into_iter().find(|l| pred(l)) {
+            return Some(l);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
 }
 
 impl Drop for Inetd {
@@ -1288,16 +1313,7 @@ impl Daemon {
     /// Waits until a log line satisfies `pred` and returns it; `None` after
     /// `timeout`.
     pub fn wait_log(&self, timeout: Duration, pred: impl Fn(&str) -> bool) -> Option<String> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(l) = self.log().into_iter().find(|l| pred(l)) {
-                return Some(l);
-            }
-            if Instant::now() >= deadline {
-                return None;
-            }
-            thread::sleep(Duration::from_millis(20));
-        }
+        wait_line(|| self.log(), timeout, pred)
     }
 
     /// Resident set size of the server process in KiB (VmRSS). Under
