@@ -13,7 +13,10 @@
 //!    is used at once: no lock, no read of the mailbox;
 //! 3. otherwise the locks are tried (shared; exclusive if an expunge journal
 //!    is there), again at each step, until `lock_wait` has passed
-//!    ([`MboxError::InUse`]); [`Step::Waiting`] says when to try again;
+//!    ([`MboxError::InUse`]); [`Step::Waiting`] says when to try again. An
+//!    opening that found a journal and, with the lock, finds it gone (an
+//!    expunge ran meanwhile) takes the index that expunge left: from the
+//!    daemon's cache ([`Opening::adopt_cached`]) or the index file;
 //! 4. an unfinished expunge (journal) is completed;
 //! 5. a cached index is spot-checked and only the appended bytes are scanned;
 //!    without one, the whole file is scanned;
