@@ -201,7 +201,9 @@ pub fn daemonize(pidfile: Option<&Path>) -> io::Result<Detached> {
 pub fn release_inetd_fds() -> io::Result<()> {
     let null = File::options().read(true).write(true).open("/dev/null")?;
     for fd in 0..2 {
-        // SAFETY: both descriptors are open; dup2 replaces fd atomically.
+        // SAFETY: `null` is an open descriptor we own; dup2 makes `fd` a copy
+        // of it, closing what `fd` was atomically. Nothing in the process
+        // owns fd 0 or 1 as a Rust object (inetd_fds made its own copies).
         check(unsafe { libc::dup2(null.as_raw_fd(), fd) })?;
     }
     Ok(())
