@@ -2,14 +2,14 @@
  * The floor for DELE 1 on a large mailbox: how long this machine takes to
  * move everything after the first GAP bytes of FILE down by GAP, in place,
  * then truncate and fsync, with nothing else (no parsing, no lock, no
- * journal). That is all popa3d's expunge does, plus the one fsync it leaves
- * out; it is not crash-safe (a crash in the middle leaves a damaged file).
+ * journal). That is all popa3d's expunge does (it fsyncs once at the end
+ * too); it is not crash-safe (a crash in the middle leaves a damaged file).
  *
  * With "staged", each 16 MiB block goes first into a second file next to
  * FILE, which is fsynced, and then into place, and FILE is fdatasynced after
  * every block: the least a compaction that survives a power cut at any byte
- * must do when the gap is smaller than a block (pop3d's journal does this and
- * checksums each block on the way). bench/mbox/run.sh prints both under its
+ * must do when the gap is smaller than a block (pop3d's journal does this,
+ * with a record and a check of each block in the same fsync). bench/mbox/run.sh prints both under its
  * table. FILE is changed: run it on a copy.
  *
  *   shift FILE GAP [staged]      prints the seconds
