@@ -1,8 +1,9 @@
 //! Logging to syslog (`/dev/log`, facility mail, ident `pop3d` with the pid) or
 //! to standard error. One process-wide destination, chosen once at start-up.
 //!
-//! Log lines name who and from where, never a password. Use the [`info!`],
-//! [`notice!`] and [`crit!`] macros.
+//! Log lines name who and from where, never a password. Use the
+//! [`info!`](crate::info), [`notice!`](crate::notice) and [`crit!`](crate::crit)
+//! macros.
 
 use std::fmt;
 use std::io::Write as _;
