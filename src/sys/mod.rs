@@ -10,3 +10,4 @@ pub mod process;
 pub mod signal;
 pub mod simd;
 pub mod statx;
+pub mod writeback;
