@@ -199,7 +199,8 @@ fn u64_at(b: &[u8], at: usize) -> u64 {
     u64::from_le_bytes(v)
 }
 
-/// The bytes of a file one step wrote (contiguous, as the copies are).
+/// The range of a file from the first to the last byte one step wrote
+/// (one or two slots of the journal; one stretch of the mailbox).
 #[derive(Clone, Copy, Debug, Default)]
 struct Span {
     from: u64,

@@ -161,8 +161,6 @@ pub struct Conn {
     waiting_auth: bool,
     /// When QUIT was answered with work of the session left.
     answered: Option<Instant>,
-    /// The client's connection was closed with work of the session left.
-    hung_up: bool,
 }
 
 impl Conn {
@@ -192,7 +190,6 @@ impl Conn {
             closing: false,
             waiting_auth: false,
             answered: None,
-            hung_up: false,
         }
     }
 
@@ -231,7 +228,17 @@ impl Conn {
     /// left: the client is gone, so its per-source lease can go too (the
     /// slot stays taken until the work is done).
     pub fn gone_client(&mut self) -> Option<IpAddr> {
-        if self.hung_up { self.peer.take() } else { None }
+        if self.hung_up() {
+            self.peer.take()
+        } else {
+            None
+        }
+    }
+
+    /// True once the client's connection was closed with work of the
+    /// session left ([`Conn::hang_up`]).
+    fn hung_up(&self) -> bool {
+        matches!(self.stream, Stream::Closed)
     }
 
     /// True once the session ended (its last reply may still be on its way).
@@ -268,8 +275,7 @@ impl Conn {
                 }
             }
             if self.closing {
-                let written = self.out.is_empty();
-                if written && !self.hung_up {
+                if self.out.is_empty() && !self.hung_up() {
                     self.linger();
                     if !self.session.finishing() {
                         return Status::Closed;
@@ -282,20 +288,20 @@ impl Conn {
                 }
                 // Work the session committed to goes on whether or not the
                 // client reads its answer: it holds the mailbox's locks.
-                return match self.session.finish_step() {
+                match self.session.finish_step() {
+                    Finish::Busy => return Status::Yield,
+                    Finish::Sleep(d) => return Status::Sleep(d),
                     Finish::Done => {
                         let ms = self.answered.map_or(0, |t| t.elapsed().as_millis());
                         crate::info!("expunge finished {ms} ms after QUIT was answered");
-                        if self.hung_up {
-                            Status::Closed
-                        } else {
-                            Status::Idle
-                        }
                     }
-                    Finish::Failed if self.hung_up => Status::Closed,
-                    Finish::Failed => Status::Idle,
-                    Finish::Busy => Status::Yield,
-                    Finish::Sleep(d) => Status::Sleep(d),
+                    Finish::Failed => {} // logged by the mailbox
+                }
+                // Over: gone, or (the answer still unwritten) a plain close.
+                return if self.hung_up() {
+                    Status::Closed
+                } else {
+                    Status::Idle
                 };
             }
 
@@ -389,9 +395,7 @@ impl Conn {
         if inetd && let Err(e) = process::release_inetd_fds() {
             crate::notice!("cannot let go of the inetd descriptors: {e}");
         }
-        self.out.resize(OUTPUT_BUF);
-        self.large = None;
-        self.hung_up = true;
+        self.give_back_large();
     }
 
     /// Takes a large reply buffer, if the process has one to spare.
