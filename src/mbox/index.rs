@@ -26,7 +26,13 @@ pub struct Entry {
     pub from_len: u32,
     /// First 8 bytes of popa3d's UIDL digest (MD5 of selected header lines).
     pub digest: [u8; 8],
-    /// First 4 bytes of the MD5 of the whole data, to tell duplicates apart.
+    /// A 32-bit sum of the data ([`DataSum::entry_bytes`]). Where the UIDL
+    /// uses it (`uid_k` above 0: it tells messages with the same digest
+    /// apart), of all data bytes; otherwise of the header lines only (the
+    /// bytes before the empty line that ends them), so that re-checks still
+    /// notice a same-length header edit ([`Sink::whole_sum`]).
+    ///
+    /// [`DataSum::entry_bytes`]: super::scan::DataSum::entry_bytes
     pub data_sum: [u8; 4],
     /// Which of its candidate UIDLs the message has (0: popa3d's id; see
     /// `uidl.rs`). Assigned after scanning; the scanner leaves 0.
@@ -123,6 +129,11 @@ impl IndexSink {
 }
 
 impl Sink for IndexSink {
+    fn whole_sum(&self) -> bool {
+        // Filled in afterwards where the UIDL needs it (`sums.rs`).
+        false
+    }
+
     fn message(&mut self, entry: &Entry) -> Result<(), ScanError> {
         let len = self.entries.len();
         // Messages counted before this one (by every part, when shared).
@@ -171,6 +182,13 @@ impl<'a> VerifySink<'a> {
 }
 
 impl Sink for VerifySink<'_> {
+    fn whole_sum(&self) -> bool {
+        // The sum the indexed entry has.
+        self.expected
+            .get(self.matched)
+            .is_none_or(|want| want.uid_k > 0)
+    }
+
     fn message(&mut self, entry: &Entry) -> Result<(), ScanError> {
         match self.expected.get(self.matched) {
             Some(want) if want.same_message(entry) => {

@@ -12,7 +12,8 @@
 //!
 //! Files: `open.rs` (bounded, resumable opening), `scan.rs` (streaming
 //! scanner), `index.rs` (40-byte entries, sinks), `uidl.rs` (popa3d digest and
-//! unique ids), `parallel.rs` (a long scan shared with helper threads),
+//! unique ids), `sums.rs` (the data sums those ids need, read after the
+//! scan), `parallel.rs` (a long scan shared with helper threads),
 //! `retired.rs` (ids of deleted messages), `cache.rs` (index
 //! cache in memory), `stored.rs` (index file next to the mailbox),
 //! `encode.rs` (RETR/TOP encoder), `file.rs` (safe open, stamps, chunked
@@ -50,6 +51,7 @@ mod parallel;
 mod retired;
 pub mod scan;
 mod stored;
+mod sums;
 mod uidl;
 mod verify;
 

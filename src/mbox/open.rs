@@ -20,7 +20,9 @@
 //! 4. an unfinished expunge (journal) is completed;
 //! 5. a cached index is spot-checked and only the appended bytes are scanned;
 //!    without one, the whole file is scanned;
-//! 6. the locks are dropped, UIDLs assigned; an index that took a long scan
+//! 6. the messages whose UIDL needs a data sum are hashed (`sums.rs`: a
+//!    scan leaves them out), the locks are dropped, UIDLs assigned; an
+//!    index that took a long scan
 //!    (or that came from the index file and was only now confirmed) is
 //!    written to the index file in steps; [`Step::Done`] hands over the
 //!    [`Mailbox`].
@@ -36,6 +38,7 @@ use super::journal::{self, Compactor, Found};
 use super::lock::{self, Deadline, Held, Try};
 use super::parallel::{Helpers, Part};
 use super::scan::Scanner;
+use super::sums::SumJob;
 use super::uidl::{self, Retired};
 use super::{Mailbox, MboxError, retired, stored, verify};
 use crate::config::{MailboxLimits, SCAN_CHUNK, SCAN_HELPER_POLL};
@@ -69,6 +72,18 @@ struct ScanJob {
     buf: Vec<u8>,
     /// Threads scanning `[to, end)` (`parallel.rs`).
     helpers: Option<Helpers>,
+    /// Entries of the cached index the scan continues (assigned before).
+    kept: usize,
+}
+
+/// A scanned index whose UIDLs wait for some messages' data sums.
+#[derive(Debug)]
+struct Summing {
+    job: SumJob,
+    /// What the scan covered: `[from, end)` in `scan_parts` parts.
+    from: u64,
+    end: u64,
+    scan_parts: usize,
 }
 
 #[derive(Debug)]
@@ -77,6 +92,7 @@ enum State {
     Locking,
     Recovering(Box<Compactor>),
     Scanning(Box<ScanJob>),
+    Summing(Box<Summing>),
     /// Reading the index file.
     Loading(Box<stored::Reader>),
     /// Writing the index file; the mailbox is ready.
@@ -304,6 +320,24 @@ impl Opening {
                 };
                 self.finish_scan(*job, parts)
             }
+            State::Summing(mut s) => {
+                let file = self.file.as_ref().expect("a file to read");
+                let done = s.job.step(file, budget as u64)?;
+                if let Some(h) = self.held.as_mut() {
+                    h.refresh();
+                }
+                if !done {
+                    self.state = State::Summing(s);
+                    return Ok(Step::Pending);
+                }
+                let Summing {
+                    job,
+                    from,
+                    end,
+                    scan_parts,
+                } = *s;
+                Ok(self.finish_index(job.index, from, end, scan_parts))
+            }
         }
     }
 
@@ -404,6 +438,7 @@ impl Opening {
             hidden_first: false,
             buf: Vec::new(),
             helpers: None,
+            kept: 0,
         };
         if let Some(c) = self.cached.take()
             && st.size >= c.index.end
@@ -440,8 +475,8 @@ impl Opening {
             }
         }
         // A long scan is shared with helper threads, if there are CPUs for it.
-        let held = job.scanner.sink().entries.len();
-        job.helpers = Helpers::start(file, job.from, job.end, &self.limits, held);
+        job.kept = job.scanner.sink().entries.len();
+        job.helpers = Helpers::start(file, job.from, job.end, &self.limits, job.kept);
         if let Some(h) = &job.helpers {
             job.to = h.first_end();
             job.scanner.sink_mut().share(h.count());
@@ -465,7 +500,6 @@ impl Opening {
             Ok(sink) => sink.entries,
             Err(e) => return Err(self.feed_error(FeedError::Scan(e))),
         };
-        self.held = None;
         if !parts.is_empty() {
             entries.reserve_exact(parts.iter().map(|p| p.entries.len()).sum());
             for p in parts {
@@ -473,23 +507,46 @@ impl Opening {
             }
         }
         entries.shrink_to_fit();
-        let mut index = Index {
+        let index = Index {
             entries,
             end: job.end,
             tail,
             hidden_first,
         };
         let skip = usize::from(index.hidden_first).min(index.entries.len());
+        let need = uidl::needing_sums(
+            &index.entries[skip..],
+            &self.retired,
+            job.kept.saturating_sub(skip),
+        );
+        if need.is_empty() {
+            return Ok(self.finish_index(index, job.from, job.end, scan_parts));
+        }
+        let need = need.into_iter().map(|m| m + skip).collect();
+        self.state = State::Summing(Box::new(Summing {
+            job: SumJob::new(index, need),
+            from: job.from,
+            end: job.end,
+            scan_parts,
+        }));
+        Ok(Step::Pending)
+    }
+
+    /// Drops the locks, assigns the UIDLs of the index a scan of
+    /// `[from, end)` in `scan_parts` parts made, and hands over the mailbox.
+    fn finish_index(&mut self, mut index: Index, from: u64, end: u64, scan_parts: usize) -> Step {
+        self.held = None;
+        let skip = usize::from(index.hidden_first).min(index.entries.len());
         uidl::assign(&mut index.entries[skip..], &self.retired);
         let retired = std::mem::take(&mut self.retired);
         let mut mb = self.mailbox(index, retired, self.stamp, self.checked_at);
-        mb.scanned = job.end - job.from;
+        mb.scanned = end - from;
         mb.scan_parts = scan_parts;
         let store = stored::worth_storing(mb.scanned, mb.index.entries.len());
-        if !store && job.from == 0 {
+        if !store && from == 0 {
             stored::remove(&self.path);
         }
-        Ok(self.done(mb, store))
+        self.done(mb, store)
     }
 
     /// Hands over `mb`, after writing its index file first if `store`.

@@ -138,7 +138,8 @@ pub fn find_byte(hay: &[u8], needle: u8) -> Option<usize> {
 }
 
 /// A fast streaming 64-bit hash of message data (for telling messages
-/// apart and noticing edits; not cryptographic). The same bytes give the
+/// apart and noticing edits; not cryptographic; see [`Sink::whole_sum`]
+/// for which bytes an entry's sum covers). The same bytes give the
 /// same value however they are cut into pieces: word `k` of the data (8
 /// bytes, little-endian) goes into lane `k % 4`, four independent chains
 /// that keep the multiplier busy. A partial word is kept as an integer, so
@@ -249,6 +250,17 @@ impl DataSum {
 
 /// Receives each message's entry as soon as its end is known.
 pub trait Sink {
+    /// Whether the next message's [`Entry::data_sum`] is the sum of all its
+    /// data, or only of its header lines (the lines before the empty line
+    /// that ends them). The sum of all data is what a UIDL that needs one
+    /// uses; hashing it is a sixth of a cold scan's time, and most messages'
+    /// UIDLs do not need it, so an index scan takes the header lines' sum
+    /// (which still tells in-place header edits apart) and the messages
+    /// that need more are hashed afterwards (`sums.rs`).
+    fn whole_sum(&self) -> bool {
+        true
+    }
+
     /// Called once per message, in file order.
     fn message(&mut self, entry: &Entry) -> Result<(), ScanError>;
 }
@@ -408,6 +420,10 @@ pub struct Scanner<S> {
     /// The last data byte was LF.
     ends_lf: bool,
     in_headers: bool,
+    /// Data bytes of the header lines, once the header block has ended.
+    header_len: u64,
+    /// `data_sum` is of all data (else of the header lines only).
+    whole_sum: bool,
     /// The current header line is part of the UIDL digest.
     selected: bool,
     seen_received: bool,
@@ -449,6 +465,8 @@ impl<S: Sink> Scanner<S> {
             prev_cr: false,
             ends_lf: false,
             in_headers: false,
+            header_len: 0,
+            whole_sum: true,
             selected: false,
             seen_received: false,
             uid_md5: Md5::new(),
@@ -651,6 +669,9 @@ impl<S: Sink> Scanner<S> {
                 Pending::CrLf
             };
             self.pending_ends_headers = self.in_headers;
+            if self.in_headers {
+                self.header_len = self.data_len;
+            }
             self.in_headers = false;
             if self.pseudo == Pseudo::Armed {
                 self.pseudo = Pseudo::No;
@@ -791,8 +812,12 @@ impl<S: Sink> Scanner<S> {
 
     /// Data bytes about to be counted: those in the chunk being fed wait for
     /// [`Scanner::sum_data`]; others (a line begun in an earlier chunk, whose
-    /// first bytes were kept in `head`) go into the sum now.
+    /// first bytes were kept in `head`) go into the sum now, if it takes them
+    /// (all data, or a header line).
     fn data_in_sum(&mut self, bytes: &[u8]) {
+        if !self.whole_sum && !self.in_headers {
+            return;
+        }
         let at = self.raw_start + self.from_len + self.data_len;
         if at < self.chunk_base {
             debug_assert_eq!(self.summed, self.data_len);
@@ -801,16 +826,22 @@ impl<S: Sink> Scanner<S> {
         }
     }
 
-    /// Adds the current message's data bytes not yet in its sum, which all
-    /// lie in `whole`, the chunk being fed.
+    /// Adds the current message's data bytes not yet in its sum (all of
+    /// them, or up to the end of its header lines), which all lie in
+    /// `whole`, the chunk being fed.
     fn sum_data(&mut self, whole: &[u8]) {
-        if !self.in_msg || self.summed == self.data_len {
+        let end = if self.whole_sum || self.in_headers {
+            self.data_len
+        } else {
+            self.header_len
+        };
+        if !self.in_msg || self.summed == end {
             return;
         }
         let from = self.raw_start + self.from_len + self.summed - self.chunk_base;
-        let to = from + (self.data_len - self.summed);
+        let to = from + (end - self.summed);
         self.data_sum.update(&whole[from as usize..to as usize]);
-        self.summed = self.data_len;
+        self.summed = end;
     }
 
     fn commit_pending(&mut self) {
@@ -834,6 +865,8 @@ impl<S: Sink> Scanner<S> {
         self.prev_cr = false;
         self.ends_lf = false;
         self.in_headers = true;
+        self.header_len = 0;
+        self.whole_sum = self.sink.whole_sum();
         self.selected = false;
         self.seen_received = false;
         self.pending = Pending::None;

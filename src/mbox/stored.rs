@@ -48,7 +48,10 @@ use super::scan::{DataSum, Tail};
 use super::uidl::Retired;
 use crate::config::{INDEX_FILE_MIN_SCAN, SCAN_CHUNK};
 
-const MAGIC: &[u8; 16] = b"pop3d-index v1\n\0";
+/// v2: an entry whose UIDL needs no data sum keeps the sum of its header
+/// lines (v1 kept the sum of all its data, which a v2 re-check would not
+/// match), so a v1 file is ignored and replaced.
+const MAGIC: &[u8; 16] = b"pop3d-index v2\n\0";
 /// Bytes of the header after the magic line.
 pub const HEADER: usize = 104;
 /// Bytes per message.

@@ -15,7 +15,9 @@
 //! message later. Each message has a sequence of candidate ids:
 //!
 //! - k = 0: popa3d's id `P` (16 hex digits);
-//! - k = 1: `P-S`, where `S` is 8 hex digits of the MD5 of the message data;
+//! - k = 1: `P-S`, where `S` is 8 hex digits of the message data's sum
+//!   (`DataSum` in `scan.rs`), computed only for the messages that need it
+//!   ([`needing_sums`]);
 //! - k >= 2: `P-S-k`.
 //!
 //! Messages take ids in file order: each takes its first candidate that no
@@ -190,6 +192,37 @@ pub fn assign(entries: &mut [Entry], retired: &Retired) {
     }
 }
 
+/// Positions in `entries` (the visible messages), from `new_from` on, of the
+/// messages whose id will use their data sum: in each group of messages with
+/// the same digest, all but the one that keeps popa3d's id (the first in
+/// file order, unless a deleted message held it). [`assign`] needs their
+/// sums; the entries before `new_from` were assigned before and keep theirs.
+/// In file order.
+pub fn needing_sums(entries: &[Entry], retired: &Retired, new_from: usize) -> Vec<usize> {
+    // Digest and position packed as in `assign`: sorted, each group of
+    // equal digests starts with its first message in file order.
+    let mut order: Vec<u128> = entries
+        .iter()
+        .enumerate()
+        .map(|(m, e)| (u128::from(u64::from_be_bytes(e.digest)) << 64) | m as u128)
+        .collect();
+    order.sort_unstable();
+    let mut need = Vec::new();
+    for group in order.chunk_by(|a, b| a >> 64 == b >> 64) {
+        let d = ((group[0] >> 64) as u64).to_be_bytes();
+        let plain = !retired.contains(&(d, [0; 4], 0));
+        let others = usize::from(plain);
+        need.extend(
+            group[others..]
+                .iter()
+                .map(|&k| k as u64 as usize)
+                .filter(|&m| m >= new_from),
+        );
+    }
+    need.sort_unstable();
+    need
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -288,13 +321,50 @@ mod tests {
         assert!(assigned(&[], &none).is_empty());
     }
 
+    /// Scanned entries come without sums: the ones [`needing_sums`] names
+    /// get theirs (from `truth`, as the opening reads them), then [`assign`].
+    /// Entries before `new_from` keep what they were given before.
+    fn assigned_lazily(
+        mut v: Vec<Entry>,
+        truth: &[Entry],
+        retired: &Retired,
+        new_from: usize,
+    ) -> Vec<Entry> {
+        for e in &mut v[new_from..] {
+            e.data_sum = [0; 4];
+        }
+        for m in needing_sums(&v, retired, new_from) {
+            v[m].data_sum = truth[m].data_sum;
+        }
+        assign(&mut v, retired);
+        v
+    }
+
+    #[test]
+    fn sums_are_needed_where_popa3d_ids_repeat() {
+        let a = entry(b"a", [1; 4]);
+        let b = entry(b"b", [1; 4]);
+        let none = Retired::default();
+        assert!(needing_sums(&[a, b], &none, 0).is_empty());
+        assert_eq!(needing_sums(&[a, b, a, a, b], &none, 0), [2, 3, 4]);
+        assert_eq!(needing_sums(&[a, b, a, a, b], &none, 3), [3, 4]);
+        // popa3d's id held by a deleted message: every holder of it needs one.
+        let gone = Retired::from_keys(vec![key(&a, 0)]);
+        assert_eq!(needing_sums(&[b, a, b, a], &gone, 0), [1, 2, 3]);
+    }
+
     /// Simulates sessions: deletions retire ids, appends add messages; every
     /// surviving message keeps its id and no id is ever given to another.
+    /// The same ids come from a full scan with every sum, from a full scan
+    /// that hashes only the messages named by [`needing_sums`], and from
+    /// scanning only the appended messages after the last session's index.
     #[test]
     fn ids_are_stable_and_never_reused() {
         let a = entry(b"", [1; 4]);
         let b = entry(b"", [2; 4]);
-        let mut mailbox = vec![a, b, a, b, a];
+        let c = entry(b"c", [3; 4]);
+        let mut mailbox = vec![a, b, a, c, b, a];
+        let mut last: Vec<Entry> = Vec::new();
         let mut retired: Vec<UidKey> = Vec::new();
         let mut given: std::collections::HashMap<String, usize> = Default::default();
         // Message identities: position in this list of "deliveries".
@@ -303,8 +373,8 @@ mod tests {
         let script: &[(&[usize], &[Entry])] = &[
             (&[], &[]),
             (&[0], &[a]),
-            (&[1, 2], &[b, a, entry(b"", [3; 4])]),
-            (&[0, 1, 2, 3, 4], &[a]),
+            (&[1, 2], &[b, a, entry(b"", [3; 4]), c]),
+            (&[0, 1, 2, 3, 4], &[a, c]),
             (&[0], &[a, a]),
             (&[], &[]),
         ];
@@ -313,6 +383,12 @@ mod tests {
             let r = Retired::from_keys(retired.clone());
             let mut v = mailbox.clone();
             assign(&mut v, &r);
+            let full = assigned_lazily(mailbox.clone(), &mailbox, &r, 0);
+            assert_eq!(ids(&full), ids(&v), "full scan without sums");
+            let kept = last.len();
+            last.extend_from_slice(&mailbox[kept..]);
+            last = assigned_lazily(last, &mailbox, &r, kept);
+            assert_eq!(ids(&last), ids(&v), "appended messages scanned");
             let now: Vec<(usize, String)> = who.iter().copied().zip(ids(&v)).collect();
             let set: std::collections::HashSet<&String> = now.iter().map(|(_, u)| u).collect();
             assert_eq!(set.len(), now.len(), "unique: {now:?}");
@@ -329,14 +405,17 @@ mod tests {
             // Delete (indexes into the current mailbox), retire, append.
             let mut keep = Vec::new();
             let mut keep_who = Vec::new();
+            let mut kept_index = Vec::new();
             for (i, e) in v.iter().enumerate() {
                 if dels.contains(&i) {
                     retired.push(key(e, e.uid_k));
                 } else {
                     keep.push(Entry { uid_k: 0, ..*e });
                     keep_who.push(who[i]);
+                    kept_index.push(last[i]);
                 }
             }
+            last = kept_index;
             for e in *adds {
                 keep.push(*e);
                 keep_who.push(next_who);

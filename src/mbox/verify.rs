@@ -12,8 +12,9 @@
 //!   one and [`SPOT_CHECK_MESSAGES`] messages picked at random (with a
 //!   per-process random key, so a writer cannot know which) are re-scanned
 //!   and must give the same entries (offsets, sizes, UIDL digest, data
-//!   digest); of a message larger than [`SPOT_CHECK_BYTES`] only the From_
-//!   line and the separator before it are checked.
+//!   sum: of all data where the UIDL uses it, else of the header lines); of
+//!   a message larger than [`SPOT_CHECK_BYTES`] only the From_ line and the
+//!   separator before it are checked.
 //! - **Cut points** ([`cut_points`]): before an expunge, a From_ line must
 //!   still start, after a separator, wherever the compaction cuts, so that it
 //!   can never cut through a message.
@@ -22,10 +23,11 @@
 //!
 //! What these cheap checks miss (documented limits): an edit that keeps the
 //! file size, made within the same clock tick as our confirmation; and, when
-//! the stamp did change, a same-length edit inside a message not sampled.
-//! Neither can make an expunge cut through a message (the cut points are
-//! always checked), and RETR then serves the edited bytes, as popa3d does
-//! for every same-length edit.
+//! the stamp did change, a same-length edit inside a message not sampled,
+//! or inside the body of a sampled message whose UIDL is popa3d's (its
+//! lines keep their lengths). None can make an expunge cut through a
+//! message (the cut points are always checked), and RETR then serves the
+//! edited bytes, as popa3d and Dovecot do for every same-length edit.
 
 use std::fs::File;
 use std::hash::BuildHasher;
