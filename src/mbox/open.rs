@@ -80,6 +80,8 @@ struct ScanJob {
 #[derive(Debug)]
 struct Summing {
     job: SumJob,
+    /// `uidl::contested` of the visible entries.
+    contested: Vec<usize>,
     /// What the scan covered: `[from, end)` in `scan_parts` parts.
     from: u64,
     end: u64,
@@ -332,11 +334,12 @@ impl Opening {
                 }
                 let Summing {
                     job,
+                    contested,
                     from,
                     end,
                     scan_parts,
                 } = *s;
-                Ok(self.finish_index(job.index, from, end, scan_parts))
+                Ok(self.finish_index(job.index, &contested, from, end, scan_parts))
             }
         }
     }
@@ -514,17 +517,21 @@ impl Opening {
             hidden_first,
         };
         let skip = usize::from(index.hidden_first).min(index.entries.len());
+        let visible = &index.entries[skip..];
+        let contested = uidl::contested(visible, &self.retired);
         let need = uidl::needing_sums(
-            &index.entries[skip..],
+            visible,
+            &contested,
             &self.retired,
             job.kept.saturating_sub(skip),
         );
         if need.is_empty() {
-            return Ok(self.finish_index(index, job.from, job.end, scan_parts));
+            return Ok(self.finish_index(index, &contested, job.from, job.end, scan_parts));
         }
         let need = need.into_iter().map(|m| m + skip).collect();
         self.state = State::Summing(Box::new(Summing {
             job: SumJob::new(index, need),
+            contested,
             from: job.from,
             end: job.end,
             scan_parts,
@@ -533,11 +540,19 @@ impl Opening {
     }
 
     /// Drops the locks, assigns the UIDLs of the index a scan of
-    /// `[from, end)` in `scan_parts` parts made, and hands over the mailbox.
-    fn finish_index(&mut self, mut index: Index, from: u64, end: u64, scan_parts: usize) -> Step {
+    /// `[from, end)` in `scan_parts` parts made (`contested`: see
+    /// `uidl::contested`), and hands over the mailbox.
+    fn finish_index(
+        &mut self,
+        mut index: Index,
+        contested: &[usize],
+        from: u64,
+        end: u64,
+        scan_parts: usize,
+    ) -> Step {
         self.held = None;
         let skip = usize::from(index.hidden_first).min(index.entries.len());
-        uidl::assign(&mut index.entries[skip..], &self.retired);
+        uidl::assign(&mut index.entries[skip..], contested, &self.retired);
         let retired = std::mem::take(&mut self.retired);
         let mut mb = self.mailbox(index, retired, self.stamp, self.checked_at);
         mb.scanned = end - from;

@@ -139,17 +139,61 @@ pub fn format(entry: &Entry) -> Uid {
     uid
 }
 
-/// Gives every entry its id (sets `uid_k`), in file order as described in
-/// the module documentation. `entries` are the visible messages only.
-pub fn assign(entries: &mut [Entry], retired: &Retired) {
-    // Sorted by digest, data sum and position: keys packed into integers
-    // (big-endian, so the order is the bytes' order), so that sorting reads
-    // no entry (200,000 entries are 8 MB).
-    let mut order: Vec<u128> = entries
+/// The digest as one integer (big-endian, so integers sort as the bytes do).
+fn digest_of(e: &Entry) -> u64 {
+    u64::from_be_bytes(e.digest)
+}
+
+/// Positions in `entries` (the visible messages), in file order, of the
+/// messages whose id is not simply popa3d's: those whose digest another
+/// message has too, and those whose popa3d id a deleted message held. Only
+/// these need a look from [`needing_sums`] and [`assign`]; in most mailboxes
+/// there are none, and finding that out costs one sort of 8-byte digests.
+pub fn contested(entries: &[Entry], retired: &Retired) -> Vec<usize> {
+    let mut digests: Vec<u64> = entries.iter().map(digest_of).collect();
+    digests.sort_unstable();
+    let mut flagged: Vec<u64> = digests
+        .windows(2)
+        .filter(|w| w[0] == w[1])
+        .map(|w| w[0])
+        .collect();
+    flagged.extend(
+        retired
+            .keys
+            .iter()
+            .filter(|k| k.2 == 0)
+            .map(|k| u64::from_be_bytes(k.0))
+            .filter(|d| digests.binary_search(d).is_ok()),
+    );
+    drop(digests);
+    if flagged.is_empty() {
+        return Vec::new();
+    }
+    flagged.sort_unstable();
+    flagged.dedup();
+    entries
         .iter()
         .enumerate()
-        .map(|(m, e)| {
-            (u128::from(u64::from_be_bytes(e.digest)) << 64)
+        .filter(|(_, e)| flagged.binary_search(&digest_of(e)).is_ok())
+        .map(|(m, _)| m)
+        .collect()
+}
+
+/// Gives every entry its id (sets `uid_k`), in file order as described in
+/// the module documentation. `entries` are the visible messages only;
+/// `contested` is what [`contested`] says of them, and every contested
+/// message that [`needing_sums`] names must have its data sum.
+pub fn assign(entries: &mut [Entry], contested: &[usize], retired: &Retired) {
+    for e in entries.iter_mut() {
+        e.uid_k = 0;
+    }
+    // Sorted by digest, data sum and position: keys packed into integers
+    // (big-endian, so the order is the bytes' order).
+    let mut order: Vec<u128> = contested
+        .iter()
+        .map(|&m| {
+            let e = &entries[m];
+            (u128::from(digest_of(e)) << 64)
                 | (u128::from(u32::from_be_bytes(e.data_sum)) << 32)
                 | m as u128
         })
@@ -158,27 +202,18 @@ pub fn assign(entries: &mut [Entry], retired: &Retired) {
     let digest = |k: u128| ((k >> 64) as u64).to_be_bytes();
     let sum = |k: u128| ((k >> 32) as u32).to_be_bytes();
     let at = |k: u128| k as u32 as usize;
-    let n = order.len();
-    let mut i = 0;
-    while i < n {
-        let d = digest(order[i]);
-        let mut j = i + 1;
-        while j < n && digest(order[j]) == d {
-            j += 1;
-        }
+    for group in order.chunk_by(|a, b| a >> 64 == b >> 64) {
+        let d = digest(group[0]);
         // popa3d's id goes to the group's first message in file order, unless
         // a deleted message held it.
-        let first = order[i..j].iter().map(|&k| at(k)).min().unwrap_or(0);
+        let first = group.iter().map(|&k| at(k)).min().unwrap_or(0);
         let plain = !retired.contains(&(d, [0; 4], 0));
-        let mut s = i;
-        while s < j {
-            let group_sum = sum(order[s]);
+        for same_sum in group.chunk_by(|&a, &b| sum(a) == sum(b)) {
+            let group_sum = sum(same_sum[0]);
             let mut next_k = 1u32;
-            while s < j && sum(order[s]) == group_sum {
-                let m = at(order[s]);
-                s += 1;
+            for &k in same_sum {
+                let m = at(k);
                 if plain && m == first {
-                    entries[m].uid_k = 0;
                     continue;
                 }
                 while retired.contains(&(d, group_sum, next_k)) {
@@ -188,7 +223,6 @@ pub fn assign(entries: &mut [Entry], retired: &Retired) {
                 next_k += 1;
             }
         }
-        i = j;
     }
 }
 
@@ -197,25 +231,25 @@ pub fn assign(entries: &mut [Entry], retired: &Retired) {
 /// the same digest, all but the one that keeps popa3d's id (the first in
 /// file order, unless a deleted message held it). [`assign`] needs their
 /// sums; the entries before `new_from` were assigned before and keep theirs.
-/// In file order.
-pub fn needing_sums(entries: &[Entry], retired: &Retired, new_from: usize) -> Vec<usize> {
-    // Digest and position packed as in `assign`: sorted, each group of
-    // equal digests starts with its first message in file order.
-    let mut order: Vec<u128> = entries
+/// `contested` is what [`contested`] says of `entries`. In file order.
+pub fn needing_sums(
+    entries: &[Entry],
+    contested: &[usize],
+    retired: &Retired,
+    new_from: usize,
+) -> Vec<usize> {
+    let mut order: Vec<(u64, usize)> = contested
         .iter()
-        .enumerate()
-        .map(|(m, e)| (u128::from(u64::from_be_bytes(e.digest)) << 64) | m as u128)
+        .map(|&m| (digest_of(&entries[m]), m))
         .collect();
     order.sort_unstable();
     let mut need = Vec::new();
-    for group in order.chunk_by(|a, b| a >> 64 == b >> 64) {
-        let d = ((group[0] >> 64) as u64).to_be_bytes();
-        let plain = !retired.contains(&(d, [0; 4], 0));
-        let others = usize::from(plain);
+    for group in order.chunk_by(|a, b| a.0 == b.0) {
+        let plain = !retired.contains(&(group[0].0.to_be_bytes(), [0; 4], 0));
         need.extend(
-            group[others..]
+            group[usize::from(plain)..]
                 .iter()
-                .map(|&k| k as u64 as usize)
+                .map(|&(_, m)| m)
                 .filter(|&m| m >= new_from),
         );
     }
@@ -249,7 +283,8 @@ mod tests {
 
     fn assigned(entries: &[Entry], retired: &Retired) -> Vec<String> {
         let mut v = entries.to_vec();
-        assign(&mut v, retired);
+        let c = contested(&v, retired);
+        assign(&mut v, &c, retired);
         ids(&v)
     }
 
@@ -333,10 +368,11 @@ mod tests {
         for e in &mut v[new_from..] {
             e.data_sum = [0; 4];
         }
-        for m in needing_sums(&v, retired, new_from) {
+        let c = contested(&v, retired);
+        for m in needing_sums(&v, &c, retired, new_from) {
             v[m].data_sum = truth[m].data_sum;
         }
-        assign(&mut v, retired);
+        assign(&mut v, &c, retired);
         v
     }
 
@@ -345,12 +381,18 @@ mod tests {
         let a = entry(b"a", [1; 4]);
         let b = entry(b"b", [1; 4]);
         let none = Retired::default();
-        assert!(needing_sums(&[a, b], &none, 0).is_empty());
-        assert_eq!(needing_sums(&[a, b, a, a, b], &none, 0), [2, 3, 4]);
-        assert_eq!(needing_sums(&[a, b, a, a, b], &none, 3), [3, 4]);
+        let need =
+            |v: &[Entry], r: &Retired, from: usize| needing_sums(v, &contested(v, r), r, from);
+        assert!(contested(&[a, b], &none).is_empty());
+        assert!(need(&[a, b], &none, 0).is_empty());
+        assert_eq!(contested(&[a, b, a, a, b], &none), [0, 1, 2, 3, 4]);
+        assert_eq!(need(&[a, b, a, a, b], &none, 0), [2, 3, 4]);
+        assert_eq!(need(&[a, b, a, a, b], &none, 3), [3, 4]);
+        assert_eq!(contested(&[a, b, a], &none), [0, 2]);
         // popa3d's id held by a deleted message: every holder of it needs one.
-        let gone = Retired::from_keys(vec![key(&a, 0)]);
-        assert_eq!(needing_sums(&[b, a, b, a], &gone, 0), [1, 2, 3]);
+        let gone = Retired::from_keys(vec![key(&a, 0), key(&b, 1)]);
+        assert_eq!(contested(&[b, a], &gone), [1]);
+        assert_eq!(need(&[b, a, b, a], &gone, 0), [1, 2, 3]);
     }
 
     /// Simulates sessions: deletions retire ids, appends add messages; every
@@ -382,7 +424,9 @@ mod tests {
         for (dels, adds) in script {
             let r = Retired::from_keys(retired.clone());
             let mut v = mailbox.clone();
-            assign(&mut v, &r);
+            // Every message looked at, as if all were contested.
+            let all: Vec<usize> = (0..v.len()).collect();
+            assign(&mut v, &all, &r);
             let full = assigned_lazily(mailbox.clone(), &mailbox, &r, 0);
             assert_eq!(ids(&full), ids(&v), "full scan without sums");
             let kept = last.len();
