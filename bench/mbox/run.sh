@@ -181,6 +181,10 @@ all_cpus="0-$(($(nproc) - 1))"
 port_of() { case $1 in ours) echo $ours_port ;; popa3d) echo $popa3d_port ;; dovecot) echo $dovecot_port ;; inetd) echo $inetd_port ;; esac; }
 
 install_mbox() { # fixture
+    # A new file (a new inode), as a new mailbox is: copied over the old
+    # one, unchanged bytes would be found unchanged and served from the
+    # daemon's index cache.
+    rm -f "$mbox"
     cp "$1" "$mbox"
     chown "$user:mail" "$mbox"
     chmod 600 "$mbox"
