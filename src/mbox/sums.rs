@@ -80,3 +80,60 @@ impl SumJob {
         Ok(true)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mbox::index::Entry;
+
+    fn entry(raw_start: u64, from_len: u32, data_len: u64) -> Entry {
+        Entry {
+            raw_start,
+            data_len,
+            size_extra: 0,
+            from_len,
+            digest: [0; 8],
+            data_sum: [0; 4],
+            uid_k: 0,
+        }
+    }
+
+    #[test]
+    fn sums_the_named_messages_a_budget_at_a_time() {
+        let path = std::env::temp_dir().join(format!("pop3d-sums-{}", std::process::id()));
+        let data = b"From a\nA: 1\n\nfirst body\n\nFrom b\nA: 2\n\nsecond\n";
+        std::fs::write(&path, data).unwrap();
+        let file = File::options().read(true).write(true).open(&path).unwrap();
+        let index = Index {
+            entries: vec![entry(0, 7, 17), entry(25, 7, 13)],
+            end: data.len() as u64,
+            ..Index::default()
+        };
+        let want = |e: &Entry| {
+            let mut s = DataSum::default();
+            let at = e.data_start() as usize;
+            s.update(&data[at..at + e.data_len as usize]);
+            s.entry_bytes()
+        };
+        for budget in [1, 3, 64] {
+            let mut job = SumJob::new(index.clone(), vec![1]);
+            let mut steps = 1;
+            while !job.step(&file, budget).unwrap() {
+                steps += 1;
+            }
+            assert_eq!(steps, 13_u64.div_ceil(budget));
+            assert_eq!(job.index.entries[1].data_sum, want(&index.entries[1]));
+            // Only the named message gets its sum.
+            assert_eq!(job.index.entries[0].data_sum, [0; 4]);
+        }
+        let mut job = SumJob::new(index.clone(), vec![0, 1]);
+        while !job.step(&file, 5).unwrap() {}
+        assert_eq!(job.index.entries[0].data_sum, want(&index.entries[0]));
+        assert_eq!(job.index.entries[1].data_sum, want(&index.entries[1]));
+        // Cut under the lock by a program that ignores it: refused.
+        file.set_len(30).unwrap();
+        let mut job = SumJob::new(index, vec![1]);
+        assert!(matches!(job.step(&file, 64), Err(MboxError::Changed)));
+        std::fs::remove_file(&path).unwrap();
+    }
+}
