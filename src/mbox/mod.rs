@@ -181,7 +181,7 @@ impl Mailbox {
     /// I/O error. [`MboxError::InUse`] if the lock is not had within
     /// `limits.lock_wait`.
     pub fn open(path: &Path, limits: &MailboxLimits) -> Result<Mailbox, MboxError> {
-        Opening::start(path, limits, None)?.finish_blocking()
+        Opening::start(path, limits, None)?.finish_blocking(SCAN_BUDGET)
     }
 
     /// Like [`Mailbox::open`], using and refreshing `cache`.
@@ -190,7 +190,7 @@ impl Mailbox {
         limits: &MailboxLimits,
         cache: &mut IndexCache,
     ) -> Result<Mailbox, MboxError> {
-        Opening::start(path, limits, Some(cache))?.finish_blocking()
+        Opening::start(path, limits, Some(cache))?.finish_blocking(SCAN_BUDGET)
     }
 
     /// Gives the index back to `cache` for the next session (the daemon calls
@@ -360,10 +360,11 @@ impl Mailbox {
 }
 
 impl Opening {
-    /// Steps to the end, sleeping while waiting for a lock.
-    fn finish_blocking(mut self) -> Result<Mailbox, MboxError> {
+    /// Steps to the end, `budget` bytes a step, sleeping while waiting for
+    /// a lock.
+    fn finish_blocking(mut self, budget: usize) -> Result<Mailbox, MboxError> {
         loop {
-            match self.step(SCAN_BUDGET)? {
+            match self.step(budget)? {
                 Step::Done(mb) => return Ok(*mb),
                 Step::Pending => {}
                 Step::Waiting(d) => std::thread::sleep(d),

@@ -76,16 +76,16 @@ struct ScanJob {
     kept: usize,
 }
 
-/// A scanned index whose UIDLs wait for some messages' data sums.
+/// A finished scan's index, waiting for its UIDLs.
 #[derive(Debug)]
-struct Summing {
-    job: SumJob,
+struct Scanned {
+    index: Index,
     /// `uidl::contested` of the visible entries.
     contested: Vec<usize>,
-    /// What the scan covered: `[from, end)` in `scan_parts` parts.
+    /// The scan covered `[from, end)` in `parts` parts.
     from: u64,
     end: u64,
-    scan_parts: usize,
+    parts: usize,
 }
 
 #[derive(Debug)]
@@ -94,7 +94,8 @@ enum State {
     Locking,
     Recovering(Box<Compactor>),
     Scanning(Box<ScanJob>),
-    Summing(Box<Summing>),
+    /// Reading the data sums some UIDLs of a scanned index need.
+    Summing(Box<Scanned>, Box<SumJob>),
     /// Reading the index file.
     Loading(Box<stored::Reader>),
     /// Writing the index file; the mailbox is ready.
@@ -322,24 +323,17 @@ impl Opening {
                 };
                 self.finish_scan(*job, parts)
             }
-            State::Summing(mut s) => {
+            State::Summing(mut scanned, mut job) => {
                 let file = self.file.as_ref().expect("a file to read");
-                let done = s.job.step(file, budget as u64)?;
+                let done = job.step(file, &mut scanned.index.entries, budget as u64)?;
                 if let Some(h) = self.held.as_mut() {
                     h.refresh();
                 }
                 if !done {
-                    self.state = State::Summing(s);
+                    self.state = State::Summing(scanned, job);
                     return Ok(Step::Pending);
                 }
-                let Summing {
-                    job,
-                    contested,
-                    from,
-                    end,
-                    scan_parts,
-                } = *s;
-                Ok(self.finish_index(job.index, &contested, from, end, scan_parts))
+                Ok(self.finish_index(*scanned))
             }
         }
     }
@@ -525,40 +519,35 @@ impl Opening {
             &self.retired,
             job.kept.saturating_sub(skip),
         );
-        if need.is_empty() {
-            return Ok(self.finish_index(index, &contested, job.from, job.end, scan_parts));
-        }
-        let need = need.into_iter().map(|m| m + skip).collect();
-        self.state = State::Summing(Box::new(Summing {
-            job: SumJob::new(index, need),
+        let scanned = Scanned {
+            index,
             contested,
             from: job.from,
             end: job.end,
-            scan_parts,
-        }));
+            parts: scan_parts,
+        };
+        if need.is_empty() {
+            return Ok(self.finish_index(scanned));
+        }
+        let need = need.into_iter().map(|m| m + skip).collect();
+        let sums = SumJob::new(&scanned.index.entries, need);
+        self.state = State::Summing(Box::new(scanned), Box::new(sums));
         Ok(Step::Pending)
     }
 
-    /// Drops the locks, assigns the UIDLs of the index a scan of
-    /// `[from, end)` in `scan_parts` parts made (`contested`: see
-    /// `uidl::contested`), and hands over the mailbox.
-    fn finish_index(
-        &mut self,
-        mut index: Index,
-        contested: &[usize],
-        from: u64,
-        end: u64,
-        scan_parts: usize,
-    ) -> Step {
+    /// Drops the locks, assigns the UIDLs of a scanned index and hands over
+    /// the mailbox.
+    fn finish_index(&mut self, s: Scanned) -> Step {
         self.held = None;
+        let mut index = s.index;
         let skip = usize::from(index.hidden_first).min(index.entries.len());
-        uidl::assign(&mut index.entries[skip..], contested, &self.retired);
+        uidl::assign(&mut index.entries[skip..], &s.contested, &self.retired);
         let retired = std::mem::take(&mut self.retired);
         let mut mb = self.mailbox(index, retired, self.stamp, self.checked_at);
-        mb.scanned = end - from;
-        mb.scan_parts = scan_parts;
+        mb.scanned = s.end - s.from;
+        mb.scan_parts = s.parts;
         let store = stored::worth_storing(mb.scanned, mb.index.entries.len());
-        if !store && from == 0 {
+        if !store && s.from == 0 {
             stored::remove(&self.path);
         }
         self.done(mb, store)

@@ -14,16 +14,14 @@ use std::fs::File;
 
 use super::MboxError;
 use super::file::read_upto;
-use super::index::Index;
+use super::index::Entry;
 use super::scan::DataSum;
 use crate::config::SCAN_CHUNK;
 
 /// Hashing the data of some messages of an index, a budget of bytes at a time.
 #[derive(Debug)]
 pub struct SumJob {
-    /// The index whose entries get their sums.
-    pub index: Index,
-    /// Positions in `index.entries` to hash, in file order.
+    /// Positions in the entries to hash, in file order.
     need: Vec<usize>,
     /// The next of `need` to hash.
     next: usize,
@@ -34,13 +32,12 @@ pub struct SumJob {
 }
 
 impl SumJob {
-    /// A job filling in the data sums of `index.entries[m]` for every `m` in
-    /// `need` (in file order).
-    pub fn new(index: Index, need: Vec<usize>) -> SumJob {
-        let bytes: u64 = need.iter().map(|&m| index.entries[m].data_len).sum();
+    /// A job filling in the data sums of `entries[m]` for every `m` in `need`
+    /// (in file order).
+    pub fn new(entries: &[Entry], need: Vec<usize>) -> SumJob {
+        let bytes: u64 = need.iter().map(|&m| entries[m].data_len).sum();
         let buf = vec![0; SCAN_CHUNK.min(bytes.max(1) as usize)];
         SumJob {
-            index,
             need,
             next: 0,
             done: 0,
@@ -49,14 +46,19 @@ impl SumJob {
         }
     }
 
-    /// Hashes about `budget` bytes of `file` (at least one read). True once
-    /// every sum is in. A message whose data is no longer all there (the
+    /// Hashes about `budget` bytes of `file` for `entries` (the ones the job
+    /// was made for; at least one read). True once every sum is in. A message whose data is no longer all there (the
     /// file was cut under the lock, by a program that ignores it) is
     /// [`MboxError::Changed`].
-    pub fn step(&mut self, file: &File, budget: u64) -> Result<bool, MboxError> {
+    pub fn step(
+        &mut self,
+        file: &File,
+        entries: &mut [Entry],
+        budget: u64,
+    ) -> Result<bool, MboxError> {
         let mut left = budget.max(1);
         while let Some(&m) = self.need.get(self.next) {
-            let e = &mut self.index.entries[m];
+            let e = &mut entries[m];
             let at = e.data_start() + self.done;
             let end = e.data_start() + e.data_len;
             if at == end {
@@ -84,7 +86,6 @@ impl SumJob {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::mbox::index::Entry;
 
     fn entry(raw_start: u64, from_len: u32, data_len: u64) -> Entry {
         Entry {
@@ -104,11 +105,7 @@ mod tests {
         let data = b"From a\nA: 1\n\nfirst body\n\nFrom b\nA: 2\n\nsecond\n";
         std::fs::write(&path, data).unwrap();
         let file = File::options().read(true).write(true).open(&path).unwrap();
-        let index = Index {
-            entries: vec![entry(0, 7, 17), entry(25, 7, 13)],
-            end: data.len() as u64,
-            ..Index::default()
-        };
+        let entries = vec![entry(0, 7, 17), entry(25, 7, 13)];
         let want = |e: &Entry| {
             let mut s = DataSum::default();
             let at = e.data_start() as usize;
@@ -116,24 +113,30 @@ mod tests {
             s.entry_bytes()
         };
         for budget in [1, 3, 64] {
-            let mut job = SumJob::new(index.clone(), vec![1]);
+            let mut got = entries.clone();
+            let mut job = SumJob::new(&got, vec![1]);
             let mut steps = 1;
-            while !job.step(&file, budget).unwrap() {
+            while !job.step(&file, &mut got, budget).unwrap() {
                 steps += 1;
             }
             assert_eq!(steps, 13_u64.div_ceil(budget));
-            assert_eq!(job.index.entries[1].data_sum, want(&index.entries[1]));
+            assert_eq!(got[1].data_sum, want(&entries[1]));
             // Only the named message gets its sum.
-            assert_eq!(job.index.entries[0].data_sum, [0; 4]);
+            assert_eq!(got[0].data_sum, [0; 4]);
         }
-        let mut job = SumJob::new(index.clone(), vec![0, 1]);
-        while !job.step(&file, 5).unwrap() {}
-        assert_eq!(job.index.entries[0].data_sum, want(&index.entries[0]));
-        assert_eq!(job.index.entries[1].data_sum, want(&index.entries[1]));
+        let mut got = entries.clone();
+        let mut job = SumJob::new(&got, vec![0, 1]);
+        while !job.step(&file, &mut got, 5).unwrap() {}
+        assert_eq!(got[0].data_sum, want(&entries[0]));
+        assert_eq!(got[1].data_sum, want(&entries[1]));
         // Cut under the lock by a program that ignores it: refused.
         file.set_len(30).unwrap();
-        let mut job = SumJob::new(index, vec![1]);
-        assert!(matches!(job.step(&file, 64), Err(MboxError::Changed)));
+        let mut got = entries.clone();
+        let mut job = SumJob::new(&got, vec![1]);
+        assert!(matches!(
+            job.step(&file, &mut got, 64),
+            Err(MboxError::Changed)
+        ));
         std::fs::remove_file(&path).unwrap();
     }
 }

@@ -331,16 +331,10 @@ fn uidl_values() {
     assert_eq!(u[0].len(), 16);
 }
 
-/// Opens `t` a few bytes of work at a time, as the event loop would.
-fn open_in_steps(t: &Temp, budget: usize) -> Box<Mailbox> {
-    let mut o = Opening::start(t.path(), &limits(), None).unwrap();
-    loop {
-        match o.step(budget).unwrap() {
-            Step::Done(mb) => return mb,
-            Step::Waiting(d) => std::thread::sleep(d),
-            Step::Pending => {}
-        }
-    }
+/// Opens `t` `budget` bytes of work at a time, as the event loop would.
+fn open_in_steps(t: &Temp, budget: usize) -> Mailbox {
+    let o = Opening::start(t.path(), &limits(), None).unwrap();
+    o.finish_blocking(budget).unwrap()
 }
 
 #[test]
