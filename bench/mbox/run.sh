@@ -199,11 +199,11 @@ declare -A R
 servers=(ours popa3d dovecot)
 
 median() { printf '%s\n' "$@" | sort -g | sed -n "$((($# + 1) / 2))p"; }
-# Cold logins to fresh copies of a fixture: sets t (their median, over
-# `rounds`), ts (all of them) and n (messages); the copy stays for a warm login.
-cold() { # port fixture
+# Cold logins to fresh copies of a fixture (3 unless told): sets t (their
+# median), ts (all of them) and n (messages); the copy stays for a warm login.
+cold() { # port fixture [rounds]
     ts=()
-    for _ in $(seq "$rounds"); do
+    for _ in $(seq "${3:-3}"); do
         install_mbox "$2"
         read -r _ _ t n < <(client "$1" login)
         ts+=("$t")
@@ -215,13 +215,12 @@ for fx in m100 m1g; do
     for s in "${servers[@]}"; do
         rounds=3
         [ "$s" = dovecot ] && rounds=1
-        cold "$(port_of "$s")" "$f"
+        cold "$(port_of "$s")" "$f" $rounds
         read -r _ _ t2 _ < <(client "$(port_of "$s")" login)
         R[$fx.cold.$s]=$t R[$fx.warm.$s]=$t2
         say "$fx $s: cold PASS+STAT ${t}s (of ${ts[*]}), warm ${t2}s ($n messages)"
     done
 done
-rounds=3
 # Ours in inetd mode on the 1 GiB mailbox, against the same peer figures.
 cold $inetd_port "$m1g"
 read -r _ _ t2 _ < <(client $inetd_port login)
