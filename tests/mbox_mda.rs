@@ -17,7 +17,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -344,16 +344,21 @@ fn all_messages(server: &Server) -> Vec<Vec<u8>> {
     v
 }
 
-fn wait_ok(mut child: Child, what: &str) {
+/// Waits (at most [`TIMEOUT`]) for `child` to exit.
+fn wait_exit(child: &mut Child, what: &str) -> ExitStatus {
     let start = Instant::now();
     loop {
         if let Some(st) = child.try_wait().unwrap() {
-            assert!(st.success(), "{what}: {st:?}");
-            return;
+            return st;
         }
-        assert!(start.elapsed() < TIMEOUT, "{what} hangs");
+        assert!(start.elapsed() < TIMEOUT, "{what}: still running");
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+fn wait_ok(mut child: Child, what: &str) {
+    let st = wait_exit(&mut child, what);
+    assert!(st.success(), "{what}: {st:?}");
 }
 
 #[test]
@@ -381,32 +386,93 @@ fn procmail_delivers_during_a_session() {
     assert_eq!(got, want);
 }
 
+/// procmail delivers while an expunge is in the middle of its compaction:
+/// the (debug build) server holds the compaction at its first block while
+/// the file `hold` exists, so the delivery certainly overlaps it. procmail
+/// must wait for the expunge's locks (nothing it writes may be moved or cut
+/// by the compaction), and a session that logs in meanwhile must wait too
+/// and then see a consistent mailbox, never a half-compacted one.
 #[test]
 fn procmail_delivers_during_an_expunge() {
     let w = World::new("expunge");
-    // Big enough that the expunge takes a while.
+    // About 16 MB after the first message: the compaction answers QUIT
+    // first and moves them after, in 64 KiB journal blocks.
     let (data, msgs) = mailbox(400, 40_000);
     w.write_mbox(&data);
-    let server = Server::start(&w, &[]);
-    for round in 0..3 {
+    let hold = w.dir.join("hold");
+    let env = [
+        ("POP3D_DEBUG_EXPUNGE_HOLD", hold.display().to_string()),
+        ("POP3D_DEBUG_JOURNAL_BLOCK", "65536".to_string()),
+    ];
+    let server = Server::start(&w, &env);
+    let lock = w.spool.join("mbuser.lock");
+    let mut want: Vec<Vec<u8>> = msgs.iter().map(|m| wire(m)).collect();
+    for round in 0..2 {
+        fs::write(&hold, b"").unwrap();
+        let size_before = fs::metadata(w.mbox()).unwrap().len();
         let mut c = server.connect();
         assert!(c.login().starts_with("+OK"));
         assert!(c.cmd("DELE 1").starts_with("+OK"));
-        // QUIT, and at once a delivery that has to wait for the expunge's locks.
-        c.w.write_all(b"QUIT\r\n").unwrap();
-        let late = format!("{FROM}Subject: late {round}\n\nduring the expunge\n");
-        let pm = w.procmail(&late);
-        let q = c.line();
+        want.remove(0);
+        let q = c.cmd("QUIT");
         assert!(q.starts_with("+OK"), "{q}\n{}", server.log());
+        c.closed();
+        // The server holds the dotlock (and its fcntl lock) for the compaction.
+        let start = Instant::now();
+        while !lock.exists() {
+            assert!(start.elapsed() < TIMEOUT, "no dotlock during the expunge");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let late = format!("{FROM}Subject: late {round}\n\nduring the expunge\n");
+        let mut pm = w.procmail(&late);
+        // A session logging in now waits for the locks as well.
+        let port = server.port;
+        let reader = std::thread::spawn(move || {
+            let mut c = Pop3::connect(port);
+            let r = c.login();
+            assert!(r.starts_with("+OK"), "{r}");
+            let (n, _) = c.stat();
+            let got: Vec<Vec<u8>> = (1..=n)
+                .map(|i| c.multi(&format!("RETR {i}")).unwrap())
+                .collect();
+            assert!(c.cmd("QUIT").starts_with("+OK"));
+            got
+        });
+        // procmail retries its lock every second (LOCKSLEEP=1): after two
+        // seconds it has tried and must still be waiting, its message
+        // nowhere in the file.
+        std::thread::sleep(Duration::from_secs(2));
+        assert!(
+            pm.try_wait().unwrap().is_none(),
+            "procmail delivered while the expunge held its locks"
+        );
+        let tag = format!("Subject: late {round}\n");
+        let now = fs::read(w.mbox()).unwrap();
+        assert!(
+            !now.windows(tag.len()).any(|x| x == tag.as_bytes()),
+            "round {round}: delivered into the file under compaction"
+        );
+        assert_eq!(now.len() as u64, size_before, "the compaction did not wait");
+        assert!(
+            !reader.is_finished(),
+            "a login was served during the compaction"
+        );
+        // Let the compaction go on.
+        fs::remove_file(&hold).unwrap();
         wait_ok(pm, "procmail");
+        let seen = reader.join().unwrap();
+        let late_wire = wire(&format!("Subject: late {round}\n\nduring the expunge\n"));
+        // The session ran after the compaction, before or after the delivery.
+        let mut with_late = want.clone();
+        with_late.push(late_wire.clone());
+        assert!(
+            seen == want || seen == with_late,
+            "round {round}: the waiting session saw {} messages",
+            seen.len()
+        );
+        want.push(late_wire);
     }
     let got = all_messages(&server);
-    let mut want: Vec<Vec<u8>> = msgs[3..].iter().map(|m| wire(m)).collect();
-    for round in 0..3 {
-        want.push(wire(&format!(
-            "Subject: late {round}\n\nduring the expunge\n"
-        )));
-    }
     assert_eq!(got.len(), want.len());
     assert!(
         got == want,
@@ -522,7 +588,7 @@ fn a_server_killed_during_an_expunge_finishes_it_at_the_next_login() {
             ("POP3D_DEBUG_JOURNAL_BLOCK", "65536".to_string()),
         ];
         {
-            let server = Server::start(&w, &env);
+            let mut server = Server::start(&w, &env);
             let mut c = server.connect();
             assert!(c.login().starts_with("+OK"));
             for i in [1, 2, 30, 60] {
@@ -530,6 +596,12 @@ fn a_server_killed_during_an_expunge_finishes_it_at_the_next_login() {
             }
             c.w.write_all(b"QUIT\r\n").unwrap();
             c.closed();
+            // Staging and moving the kept data writes more than the file's
+            // size: a fault up to there certainly strikes.
+            if at <= size {
+                let st = wait_exit(&mut server.child, &format!("fault at byte {at}"));
+                assert!(!st.success(), "fault at byte {at}: {st:?}");
+            }
         }
         let server = Server::start(&w, &[]);
         let got = all_messages(&server);
@@ -571,14 +643,7 @@ fn a_quit_answered_before_its_compaction_is_kept_after_a_kill() {
             assert!(q.starts_with("+OK"), "{q}\n{}", server.log());
             c.closed();
             // The fault, after the answer, in the compaction.
-            let start = Instant::now();
-            let st = loop {
-                if let Some(st) = server.child.try_wait().unwrap() {
-                    break st;
-                }
-                assert!(start.elapsed() < TIMEOUT, "no fault at byte {at}");
-                std::thread::sleep(Duration::from_millis(20));
-            };
+            let st = wait_exit(&mut server.child, &format!("fault at byte {at}"));
             assert!(!st.success(), "{st:?}\n{}", server.log());
         }
         let server = Server::start(&w, &[]);

@@ -31,7 +31,7 @@
 
 use std::time::{Duration, SystemTime};
 
-use super::journal::{Compactor, Plan};
+use super::journal::{Compactor, Plan, fault};
 use super::lock::{self, Deadline, Held, Try};
 use super::scan::Tail;
 use super::uidl::{self, UidKey};
@@ -185,11 +185,14 @@ impl Mailbox {
                 moving,
             });
         }
-        let c = x.compactor.as_mut().expect("a plan under the lock");
-        let done = c.step(file, budget)?;
         if let Some(h) = x.held.as_mut() {
             h.refresh();
         }
+        if fault::hold() {
+            return Ok(ExpungeStep::Waiting(Duration::from_millis(10)));
+        }
+        let c = x.compactor.as_mut().expect("a plan under the lock");
+        let done = c.step(file, budget)?;
         if !done {
             return Ok(ExpungeStep::Pending);
         }

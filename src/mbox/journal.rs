@@ -271,6 +271,11 @@ pub(crate) mod fault {
         pub fn abort() -> ! {
             std::process::abort()
         }
+
+        pub fn hold() -> bool {
+            std::env::var_os("POP3D_DEBUG_EXPUNGE_HOLD")
+                .is_some_and(|p| std::path::Path::new(&p).exists())
+        }
     }
 
     #[cfg(not(debug_assertions))]
@@ -283,6 +288,9 @@ pub(crate) mod fault {
         }
         pub fn abort() -> ! {
             unreachable!()
+        }
+        pub fn hold() -> bool {
+            false
         }
     }
 
@@ -314,6 +322,15 @@ pub(crate) mod fault {
     /// Bytes counted by the fault hook so far (0 in release builds).
     pub fn written() -> u64 {
         imp::written()
+    }
+
+    /// Test hook: in a debug build with `POP3D_DEBUG_EXPUNGE_HOLD=PATH` in
+    /// the environment, a committed compaction copies nothing while `PATH`
+    /// exists (it keeps its locks), so that tests can start a delivery
+    /// agent or a session while an expunge is certainly in the middle.
+    /// Always false in release builds.
+    pub fn hold() -> bool {
+        imp::hold()
     }
 
     /// A one-byte event (truncate, unlink) for the fault hook.
