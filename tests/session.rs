@@ -501,6 +501,77 @@ fn mailboxes_over_the_caps_are_refused_and_left_alone() {
 }
 
 #[test]
+fn damaged_mailboxes_are_refused_with_the_place_logged_and_left_alone() {
+    let mut w = World::new();
+    let u = w.user("alice", "alice-pw");
+    let good = simple_mbox(2).bytes();
+    // Not an mbox at all; a From_ line directly followed by another (the
+    // first message has no data).
+    let no_from = b"Subject: not an mbox\n\nbody\n".to_vec();
+    let mut empty_msg = b"From a@example.org Mon Jan  1 00:00:00 2024\n".to_vec();
+    empty_msg.extend_from_slice(&good);
+    let cases = [
+        (no_from, "no \"From \" line at offset 0".to_string()),
+        (empty_msg, "message at offset 0 has no data".to_string()),
+    ];
+    for (bytes, logged) in cases {
+        let path = w.write_mailbox(&u, &bytes);
+        let d = w.daemon(&[]);
+        let mut pop = d.connect();
+        pop.login_refused(&u.name, &u.pass, "SYS/PERM", &logged);
+        pop.set_read_timeout(Duration::from_secs(10));
+        pop.expecting("the close after a refused mailbox");
+        pop.expect_closed();
+        let line = d.wait_log(REPLY_TIMEOUT, |l| {
+            l.contains(&path.display().to_string()) && l.contains(&logged)
+        });
+        assert!(
+            line.is_some(),
+            "the log must name the mailbox and say {logged:?}: {:?}",
+            d.log()
+        );
+        assert_bytes_eq(&fs::read(&path).unwrap(), &bytes, "a refused mailbox");
+    }
+}
+
+#[test]
+fn a_mailbox_changed_under_a_session_ends_it_and_is_not_rewritten() {
+    let mut w = World::new();
+    let u = w.user("alice", "alice-pw");
+    let mbox = simple_mbox(3);
+    // Another program edits a header of message 1 in place (same length),
+    // or cuts the file short.
+    let edited = {
+        let mut b = mbox.bytes();
+        let at = b.windows(9).position(|x| x == b"message 1").unwrap();
+        b[at..at + 9].copy_from_slice(b"MESSAGE 1");
+        b
+    };
+    let cut = mbox.bytes()[..mbox.raw(1).len() + 10].to_vec();
+    let d = w.daemon(&[]);
+    for (changed, what) in [(&edited, "a header edited"), (&cut, "the file cut short")] {
+        for command in ["RETR 1", "QUIT"] {
+            let path = w.write_mailbox(&u, &mbox.bytes());
+            let mut pop = d.connect();
+            pop.login(&u.name, &u.pass);
+            pop.ok("DELE 2");
+            // A different mtime, as any later write has.
+            std::thread::sleep(Duration::from_millis(20));
+            fs::write(&path, changed).unwrap();
+            let r = pop.cmd(command);
+            assert!(
+                r.starts_with("-ERR [SYS/TEMP] mailbox changed by another program"),
+                "{what}, then {command}: {r:?}"
+            );
+            pop.set_read_timeout(Duration::from_secs(10));
+            pop.expecting("the close after a changed mailbox");
+            pop.expect_closed();
+            assert_bytes_eq(&fs::read(&path).unwrap(), changed, what);
+        }
+    }
+}
+
+#[test]
 fn bad_flag_prints_usage_and_fails() {
     let out = pop3d_command()
         .arg("--no-such-flag")
