@@ -400,12 +400,17 @@ mod tests {
         let mb = d.join("user");
         use std::os::unix::fs::PermissionsExt;
         fs::set_permissions(&d, fs::Permissions::from_mode(0o555)).unwrap();
-        // Root writes anyway: only check where the directory really refuses.
-        let probe = d.join("probe");
-        if File::create(&probe).is_err() {
-            assert!(matches!(Dotlock::try_lock(&mb), DotTry::Unavailable(_)));
-        } else {
-            let _ = fs::remove_file(&probe);
+        {
+            // Root writes anyway: as root this thread checks files as nobody.
+            let _as_nobody = (crate::sys::process::euid() == 0)
+                .then(|| crate::sys::process::FsIdentity::enter(65534, 65534).unwrap());
+            assert!(File::create(d.join("probe")).is_err());
+            match Dotlock::try_lock(&mb) {
+                DotTry::Unavailable(e) => {
+                    assert_eq!(e.kind(), io::ErrorKind::PermissionDenied)
+                }
+                other => panic!("a directory nobody may write: {other:?}"),
+            }
         }
         fs::set_permissions(&d, fs::Permissions::from_mode(0o755)).unwrap();
         fs::remove_dir(&d).unwrap();
