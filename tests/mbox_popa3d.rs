@@ -20,9 +20,10 @@
 //! 2. **UIDL where popa3d repeats an id** (identical messages, messages with
 //!    none of the hashed headers): the first message with that id in file
 //!    order keeps popa3d's id; the others get `ID-XXXXXXXX` (8 hex digits of
-//!    the MD5 of the message data), `ID-XXXXXXXX-k` for further identical
-//!    copies. (Also an id that an earlier expunge deleted is never given
-//!    again; not exercised here.)
+//!    a 32-bit hash of the message data, not popa3d's MD5), `ID-XXXXXXXX-k`
+//!    for further identical copies. An id that an earlier expunge deleted is
+//!    never given again: a re-delivered copy of a deleted message gets
+//!    popa3d's id from popa3d, a new one from us.
 //! 3. **CRLF mailboxes**: popa3d does not see `\r\n` as an empty line, so a
 //!    CRLF mbox is one message to it, sent as CR CR LF; ours splits it and
 //!    sends CR LF. Its TOP finds the header end too.
@@ -90,20 +91,29 @@ impl SysUser {
             .write_all(format!("{name}:Diff-pw-1\n").as_bytes())
             .unwrap();
         assert!(c.wait().unwrap().success(), "chpasswd");
-        SysUser(name)
+        // Files an earlier run with the same name may have left (its
+        // retired ids would change ours).
+        let user = SysUser(name);
+        user.clean();
+        user
     }
 
     fn mbox(&self) -> PathBuf {
         Path::new("/var/mail").join(&self.0)
     }
-}
 
-impl Drop for SysUser {
-    fn drop(&mut self) {
+    /// Removes the mailbox and pop3d's files beside it.
+    fn clean(&self) {
         let _ = fs::remove_file(self.mbox());
         for suffix in [".pop3d-uids", ".pop3d-journal", ".pop3d-index"] {
             let _ = fs::remove_file(Path::new("/var/mail").join(format!(".{}{suffix}", self.0)));
         }
+    }
+}
+
+impl Drop for SysUser {
+    fn drop(&mut self) {
+        self.clean();
         let _ = sh("userdel", &[&self.0]);
     }
 }
@@ -274,8 +284,28 @@ fn ours() -> Command {
     c
 }
 
-/// Writes the mailbox for `user` (mode 0600, owned by the user, old mtime so
-/// that popa3d does not hold its lock for a second).
+/// Deletes message 1 in a session of `cmd` (QUIT must answer +OK).
+fn delete_first(cmd: Command, user: &str) {
+    let mut c = Conv::start(cmd);
+    assert!(c.cmd(&format!("USER {user}")).starts_with("+OK"));
+    assert!(c.cmd("PASS Diff-pw-1").starts_with("+OK"));
+    assert!(c.cmd("DELE 1").starts_with("+OK"));
+    let q = c.cmd("QUIT");
+    assert!(q.starts_with("+OK"), "QUIT: {q}");
+}
+
+/// Sets the mailbox's mtime an hour back (popa3d holds its lock one more
+/// second for a mailbox written in the current second).
+fn age(p: &Path) {
+    fs::File::options()
+        .write(true)
+        .open(p)
+        .unwrap()
+        .set_modified(SystemTime::now() - Duration::from_secs(3600))
+        .unwrap();
+}
+
+/// Writes the mailbox for `user` (mode 0600, owned by the user, old mtime).
 fn put(user: &SysUser, data: &[u8]) {
     let p = user.mbox();
     fs::write(&p, data).unwrap();
@@ -293,12 +323,7 @@ fn put(user: &SysUser, data: &[u8]) {
         .parse()
         .unwrap();
     std::os::unix::fs::chown(&p, Some(u), Some(g)).unwrap();
-    fs::File::options()
-        .write(true)
-        .open(&p)
-        .unwrap()
-        .set_modified(SystemTime::now() - Duration::from_secs(3600))
-        .unwrap();
+    age(&p);
 }
 
 fn mbox(msgs: &[&str]) -> Vec<u8> {
@@ -362,6 +387,7 @@ fn same_mailboxes_served_by_popa3d_and_pop3d() {
     let p = session(popa3d(&bin), &u);
     let o = session(ours(), &u);
     assert_eq!(p.retr, o.retr, "open end: RETR");
+    assert_eq!((&p.top0, &p.top2), (&o.top0, &o.top2), "open end: TOP");
     assert_eq!(p.uids, o.uids);
     assert_eq!(p.sizes[0], o.sizes[0]);
     assert_eq!(p.sizes[1] + 1, o.sizes[1], "difference 1");
@@ -378,6 +404,7 @@ fn same_mailboxes_served_by_popa3d_and_pop3d() {
     let p = session(popa3d(&bin), &u);
     let o = session(ours(), &u);
     assert_eq!(p.retr, o.retr);
+    assert_eq!((&p.top0, &p.top2), (&o.top0, &o.top2), "repeated ids: TOP");
     assert_eq!(p.sizes, o.sizes);
     assert_eq!(p.uids[0], p.uids[1]);
     assert_eq!(p.uids[0], p.uids[2]);
@@ -407,6 +434,8 @@ fn same_mailboxes_served_by_popa3d_and_pop3d() {
     assert!(p.retr[0].windows(3).any(|w| w == b"\r\r\n"));
     assert_eq!(o.retr[0], b"Subject: x\r\n\r\nbody\r\n");
     assert_eq!(o.retr[1], b"Subject: y\r\n\r\nbody2\r\n");
+    assert_eq!(o.top0[0], b"Subject: x\r\n\r\n", "difference 3: TOP");
+    assert_eq!(o.top2[1], b"Subject: y\r\n\r\nbody2\r\n");
 
     // 5. UW IMAP's pseudo-message: served by popa3d, hidden by us.
     let pseudo = mbox(&[
@@ -421,6 +450,37 @@ fn same_mailboxes_served_by_popa3d_and_pop3d() {
     assert_eq!(p.count, 2);
     assert_eq!(o.count, 1, "difference 4");
     assert_eq!(o.retr[0], p.retr[1]);
+    assert_eq!((&o.top0[0], &o.top2[0]), (&p.top0[1], &p.top2[1]));
     assert_eq!(o.uids[0], p.uids[1]);
     assert_eq!(o.sizes[0], p.sizes[1]);
+
+    // 6. A message deleted through us, then delivered again (appended by
+    // an MDA): popa3d gives the copy the deleted message's id, which a
+    // client may still remember as already fetched; we give a new one.
+    let again = "Message-ID: <again@x>\nSubject: again\n\nsame text\n";
+    put(&user, &mbox(&[again, "Message-ID: <stays@x>\n\nstays\n"]));
+    let p0 = session(popa3d(&bin), &u);
+    compare_same("before the deletion", &p0, &session(ours(), &u));
+    delete_first(ours(), &u);
+    let mut f = fs::OpenOptions::new()
+        .append(true)
+        .open(user.mbox())
+        .unwrap();
+    f.write_all(format!("\n{FROM}{again}").as_bytes()).unwrap();
+    drop(f);
+    age(&user.mbox());
+    let p = session(popa3d(&bin), &u);
+    let o = session(ours(), &u);
+    assert_eq!((p.count, o.count), (2, 2));
+    assert_eq!(p.retr, o.retr, "re-delivered: RETR");
+    assert_eq!((&p.top0, &p.top2), (&o.top0, &o.top2), "re-delivered: TOP");
+    assert_eq!(p.sizes, o.sizes);
+    assert_eq!(p.retr[1], p0.retr[0], "the copy is the deleted message");
+    assert_eq!(p.uids, [p0.uids[1].clone(), p0.uids[0].clone()], "popa3d");
+    assert_eq!(o.uids[0], p0.uids[1]);
+    assert!(
+        o.uids[1].starts_with(&format!("{}-", p0.uids[0])),
+        "difference 2, re-delivered: {:?}",
+        o.uids
+    );
 }
