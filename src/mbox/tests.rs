@@ -988,31 +988,58 @@ Subject: DON'T DELETE THIS MESSAGE -- FOLDER INTERNAL DATA\nX-IMAP: 1 2\n\nThis 
     let _ = fs::remove_file(retired::path(t.path()));
 }
 
+/// Bytes this thread has read so far (`rchar`), the reading of this
+/// figure itself included.
+fn thread_bytes_read() -> u64 {
+    let io = fs::read_to_string("/proc/thread-self/io").unwrap();
+    io.lines()
+        .find_map(|l| l.strip_prefix("rchar: "))
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
 #[test]
 fn opening_reads_at_most_its_budget_per_step() {
-    let msgs: Vec<Vec<u8>> = (0..200)
-        .map(|k| format!("Subject: {k}\n\n{}\n", "y".repeat(1000)).into_bytes())
+    // Identical messages: their UIDLs need the sums of their data, read
+    // in steps of their own after the scan.
+    let msgs: Vec<Vec<u8>> = (0..2000)
+        .map(|k| format!("Subject: {}\n\n{}\n", k % 2, "y".repeat(1000)).into_bytes())
         .collect();
     let refs: Vec<&[u8]> = msgs.iter().map(|m| m.as_slice()).collect();
     let t = Temp::with("budget", &mbox(&refs));
     let size = fs::metadata(t.path()).unwrap().len();
     let mut o = Opening::start(t.path(), &limits(), None).unwrap();
-    let mut steps = 0;
+    let budget = 4 * crate::config::SCAN_CHUNK;
+    let (mut steps, mut total, mut most) = (0, 0, 0);
+    let a = thread_bytes_read();
+    let reading_the_figure = thread_bytes_read() - a;
     let mb = loop {
         steps += 1;
-        match o.step(16 * 1024).unwrap() {
+        let before = thread_bytes_read();
+        let step = o.step(budget).unwrap();
+        let read = thread_bytes_read() - before - reading_the_figure;
+        total += read;
+        most = most.max(read);
+        match step {
             Step::Done(mb) => break mb,
             Step::Pending => {}
             Step::Waiting(_) => panic!("not locked"),
         }
     };
-    assert_eq!(mb.count(), 200);
+    assert_eq!(mb.count(), 2000);
     assert_eq!(mb.scanned_bytes(), size);
-    // One step to lock, one per 16 KiB, one to finish (chunks are whole).
+    // Every byte once to scan, the data of all but the first message of
+    // each kind once more for sums; never more than the budget (in whole
+    // chunks) at a time, give or take a few bytes (a probe past the end,
+    // the figure's own text growing by a digit).
+    let sums: u64 = msgs[2..].iter().map(|m| m.len() as u64).sum();
     assert!(
-        steps as u64 >= size / (16 * 1024),
-        "{steps} steps for {size} bytes"
+        total >= size + sums,
+        "{total} bytes read for {size} + {sums}"
     );
+    assert!(most <= budget as u64 + 64, "{most} bytes read in one step");
+    assert!(steps as u64 >= total / budget as u64, "{steps} steps");
     // Nothing is locked once done.
     drop(locked_elsewhere(&t));
     assert!(!dotlock::lock_path(t.path()).exists());
