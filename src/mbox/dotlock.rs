@@ -111,8 +111,13 @@ fn create_excl(path: &Path) -> io::Result<File> {
         .mode(0o644)
         .custom_flags(libc::O_NOFOLLOW | libc::O_NOCTTY)
         .open(path)?;
-    // The pid, as liblockfile writes it; a failure here is harmless.
-    let _ = f.write_all(format!("{}\n", std::process::id()).as_bytes());
+    // The pid, as liblockfile writes it. A lock without it (the write
+    // failed: a full disk, a quota) would not be known as ours, so never
+    // removed by us, and would keep everybody out until it is stale.
+    if let Err(e) = f.write_all(format!("{}\n", std::process::id()).as_bytes()) {
+        let _ = fs::remove_file(path);
+        return Err(e);
+    }
     Ok(f)
 }
 

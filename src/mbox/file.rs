@@ -108,6 +108,21 @@ pub fn sibling(path: &Path, suffix: &str) -> std::path::PathBuf {
     dir.join(std::ffi::OsStr::from_bytes(&name))
 }
 
+/// What an administrator can do about `e`, a failure to create a file
+/// (dotlock, journal) in the spool directory: a hint for the log line,
+/// starting with a space, or nothing.
+pub fn spool_hint(e: &io::Error) -> &'static str {
+    match e.raw_os_error() {
+        Some(libc::EACCES | libc::EPERM) => {
+            " (give pop3d write access to the spool directory, e.g. group mail)"
+        }
+        Some(libc::EROFS) => " (the spool's file system is mounted read-only)",
+        Some(libc::ENOSPC) => " (the spool's file system is full)",
+        Some(libc::EDQUOT) => " (the user's disk quota is used up)",
+        _ => "",
+    }
+}
+
 fn refused(path: &Path, why: &str) -> MboxError {
     MboxError::Refused(format!("{}: {}", path.display(), why))
 }

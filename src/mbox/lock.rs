@@ -94,11 +94,17 @@ pub(crate) fn try_acquire(
             DotTry::Held(dot) => held.dot = Some(dot),
             DotTry::Busy => return Ok(Try::Busy),
             DotTry::Unavailable(e) => {
-                if !DOTLOCK_WARNED.swap(true, Ordering::Relaxed) {
+                // Missing access is said once (it lasts); a full disk or
+                // quota every time.
+                let lasting = matches!(
+                    e.raw_os_error(),
+                    Some(libc::EACCES | libc::EPERM | libc::EROFS)
+                );
+                if !lasting || !DOTLOCK_WARNED.swap(true, Ordering::Relaxed) {
                     crate::notice!(
-                        "cannot create dotlock {}: {e}; using fcntl locks only \
-                         (give pop3d write access to the spool directory, e.g. group mail)",
-                        super::dotlock::lock_path(path).display()
+                        "cannot create dotlock {}: {e}; using fcntl locks only{}",
+                        super::dotlock::lock_path(path).display(),
+                        super::file::spool_hint(&e)
                     );
                 }
             }
