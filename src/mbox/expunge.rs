@@ -168,9 +168,9 @@ impl Mailbox {
             let plan = self.plan(x)?;
             let c = Compactor::create(&self.path, self.owner, plan).map_err(|e| {
                 crate::crit!(
-                    "{}: cannot create the expunge journal: {e}; nothing deleted \
-                     (pop3d needs write access to the mailbox's directory)",
-                    self.path.display()
+                    "{}: cannot create the expunge journal: {e}; nothing deleted{}",
+                    self.path.display(),
+                    file::spool_hint(&e)
                 );
                 MboxError::Io(e)
             })?;

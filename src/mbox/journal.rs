@@ -23,8 +23,12 @@
 //!   (at most [`JOURNAL_BLOCK`] bytes) is first copied into the record's slot
 //!   ("staged", streamed through [`COPY_CHUNK`] bytes of memory) and only then
 //!   written to its destination: a redo copies it from the journal and reads
-//!   nothing it may have overwritten. If the disk is too full to stage a
-//!   whole block, the block is cut to what was staged.
+//!   nothing it may have overwritten. The journal reserves the disk space
+//!   of both slots when it is created (`fallocate`), halving the block size
+//!   (down to 4 KiB) while the disk has not that much room, and is refused
+//!   (nothing deleted) when it has not even that; so staging never finds
+//!   the disk full. Where the file system cannot reserve, a block the disk
+//!   fills up under is cut to what was staged.
 //!
 //! Writes of a block never reach the source of any later block (sources lie
 //! above every write so far), so after a crash the last valid record says
@@ -77,6 +81,7 @@ use super::file::{FileId, read_upto, sibling};
 use super::scan::DataSum;
 use super::uidl::UidKey;
 use crate::config::COPY_CHUNK;
+use crate::sys::reserve::reserve;
 
 const MAGIC: &[u8; 16] = b"pop3d-journal v1";
 const HEADER: usize = 4096;
@@ -415,6 +420,32 @@ fn slots_at(plan_len: usize) -> u64 {
     (HEADER + plan_len).div_ceil(4096) as u64 * 4096
 }
 
+/// The smallest block a journal on a nearly full disk falls back to.
+const BLOCK_MIN: u64 = 4096;
+
+fn no_space(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::ENOSPC | libc::EDQUOT))
+}
+
+/// Reserves the disk space of both record slots of a journal for `plan`
+/// with blocks of `block` bytes (slots from `at`): each slot's record and
+/// as much data as one block stages, if any is staged. Where the file
+/// system cannot reserve, nothing is done (staging then cuts a block short
+/// when the disk fills, see [`Compactor::step`]).
+fn reserve_slots(journal: &File, plan: &Plan, at: u64, block: u64) -> io::Result<()> {
+    let staged: u64 = plan
+        .runs
+        .iter()
+        .filter(|r| r.src != r.dst && r.src - r.dst < block)
+        .map(|r| r.len)
+        .sum();
+    let need = REC_HEADER as u64 + staged.min(block);
+    if reserve(journal, at, need)? {
+        reserve(journal, at + REC_HEADER as u64 + block, need)?;
+    }
+    Ok(())
+}
+
 fn sync_dir(p: &Path) {
     if let Some(dir) = p.parent()
         && let Ok(d) = File::open(if dir.as_os_str().is_empty() {
@@ -437,18 +468,33 @@ impl Compactor {
     /// read it (and trusts it).
     pub fn create(mailbox: &Path, owner: (u32, u32), plan: Plan) -> io::Result<Compactor> {
         let jpath = path(mailbox);
-        let journal = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_NOCTTY)
-            .open(&jpath)?;
+        let plan_bytes = plan.plan_bytes();
+        let at = slots_at(plan_bytes.len());
+        let mut block = fault::block_size();
+        let journal = loop {
+            let journal = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .custom_flags(libc::O_NOFOLLOW | libc::O_NOCTTY)
+                .open(&jpath)?;
+            match reserve_slots(&journal, &plan, at, block) {
+                Ok(()) => break journal,
+                Err(e) => {
+                    // Removing the file gives back what was reserved.
+                    drop(journal);
+                    let _ = fs::remove_file(&jpath);
+                    if !no_space(&e) || block <= BLOCK_MIN {
+                        return Err(e);
+                    }
+                    block = (block / 2).max(BLOCK_MIN);
+                }
+            }
+        };
         if journal.metadata()?.uid() != owner.0 {
             let _ = std::os::unix::fs::fchown(&journal, Some(owner.0), Some(owner.1));
         }
-        let plan_bytes = plan.plan_bytes();
-        let block = fault::block_size();
         let header = plan.header(&plan_bytes, block);
         let written = fault::write_at(&journal, &header, 0)
             .and_then(|()| fault::write_at(&journal, &plan_bytes, HEADER as u64))

@@ -7,6 +7,7 @@ pub mod dotlock;
 pub mod lock;
 pub mod net;
 pub mod process;
+pub mod reserve;
 pub mod signal;
 pub mod simd;
 pub mod statx;

@@ -328,10 +328,16 @@ impl World {
     /// Starts `pop3d -D -F --listen 127.0.0.1:0 <world args> <extra>` and
     /// waits for its "listening on" line.
     pub fn daemon(&self, extra: &[&str]) -> Daemon {
+        self.daemon_env(extra, &[])
+    }
+
+    /// [`World::daemon`] with variables added to its environment.
+    pub fn daemon_env(&self, extra: &[&str], env: &[(&str, &str)]) -> Daemon {
         let mut cmd = pop3d_command();
         cmd.args(["-D", "-F", "--listen", "127.0.0.1:0"])
             .args(self.args())
-            .args(extra);
+            .args(extra)
+            .envs(env.iter().copied());
         Daemon::start(cmd)
     }
 

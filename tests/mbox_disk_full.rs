@@ -1,0 +1,163 @@
+//! Expunges on a full file system (root only: the spool is a small tmpfs
+//! mounted for the test). An expunge needs room for its journal, which
+//! reserves its space when it is made: with none, or too little for the
+//! smallest blocks, QUIT fails, the mailbox is untouched and nothing is left
+//! behind (no journal, no dotlock); with a little, the journal takes smaller
+//! blocks and the expunge completes. In no case is a kept message lost, cut
+//! or doubled.
+
+mod common;
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::*;
+
+/// A tmpfs of `kib` KiB mounted on `dir` until dropped.
+struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    fn mount(dir: &Path, kib: u64) -> Tmpfs {
+        let st = Command::new("mount")
+            .args(["-t", "tmpfs", "-o"])
+            .arg(format!("size={kib}k,mode=1777"))
+            .arg("pop3d-test")
+            .arg(dir)
+            .status()
+            .expect("run mount");
+        assert!(st.success(), "mount a tmpfs on {} ({st})", dir.display());
+        Tmpfs(dir.to_path_buf())
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+/// Bytes still free on the file system of `dir`.
+fn free_bytes(dir: &Path) -> u64 {
+    let out = Command::new("stat")
+        .args(["-f", "-c", "%a %S"])
+        .arg(dir)
+        .output()
+        .expect("run stat");
+    let text = String::from_utf8(out.stdout).unwrap();
+    let mut it = text.split_whitespace().map(|v| v.parse::<u64>().unwrap());
+    it.next().unwrap() * it.next().unwrap()
+}
+
+/// Fills the file system of `dir` with the file `filler` until `leave`
+/// bytes are free.
+fn fill(dir: &Path, filler: &Path, leave: u64) {
+    let mut f = fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(filler)
+        .unwrap();
+    let page = [0u8; 4096];
+    while free_bytes(dir) > leave {
+        f.write_all(&page).expect("fill the file system");
+    }
+    f.sync_all().unwrap();
+}
+
+/// The mailbox: 40 messages of about 6 KB, so that deleting the first
+/// moves about 230 KB.
+fn mailbox() -> Mbox {
+    let mut m = Mbox::new();
+    for k in 1..=40 {
+        m = m.msg(format!(
+            "Message-ID: <{k}@example.org>\nSubject: {k}\n\n{}\nend of {k}\n",
+            format!("line {k} of text\n").repeat(350)
+        ));
+    }
+    m
+}
+
+fn journal(w: &World, user: &str) -> PathBuf {
+    w.spool.join(format!(".{user}.pop3d-journal"))
+}
+
+#[test]
+fn an_expunge_on_a_full_disk_loses_nothing() {
+    if !require_root("an_expunge_on_a_full_disk_loses_nothing") {
+        return;
+    }
+    let mut w = World::new();
+    let _mounted = Tmpfs::mount(&w.spool, 1024);
+    let u = w.user("alice", "alice-pw");
+    let mbox = mailbox();
+    let filler = w.spool.join("filler");
+    // Journal blocks of 64 KiB to start with.
+    let d = w.daemon_env(&[], &[("POP3D_DEBUG_JOURNAL_BLOCK", "65536")]);
+    let refused = |free: u64, what: &str| {
+        let path = w.write_mailbox(&u, &mbox.bytes());
+        let _ = fs::remove_file(&filler);
+        fill(&w.spool, &filler, free);
+        let mut pop = d.connect();
+        pop.login(&u.name, &u.pass);
+        pop.ok("DELE 1");
+        let r = pop.cmd("QUIT");
+        assert!(r.starts_with("-ERR [SYS/TEMP] "), "{what}: QUIT said {r:?}");
+        assert_bytes_eq(&fs::read(&path).unwrap(), &mbox.bytes(), what);
+        assert!(
+            !journal(&w, &u.name).exists(),
+            "{what}: a journal left behind"
+        );
+        assert!(
+            !w.spool.join("alice.lock").exists(),
+            "{what}: a dotlock left behind"
+        );
+    };
+
+    // 1. No room at all: neither dotlock nor journal can be made; the
+    // mailbox is read under the fcntl lock alone, and QUIT deletes nothing.
+    refused(0, "no room");
+    let logged = d.wait_log(REPLY_TIMEOUT, |l| {
+        l.contains("cannot create the expunge journal")
+            && l.contains("nothing deleted (the spool's file system is full)")
+    });
+    assert!(logged.is_some(), "{:?}", d.log());
+    // 2. Room for the journal's header and plan, not for a block of the
+    // smallest size in each of its two slots: refused the same way.
+    refused(12 * 1024, "room for the plan only");
+
+    // 3. A little room (56 KiB): the journal takes smaller blocks, and the
+    // expunge completes.
+    fs::remove_file(&filler).unwrap();
+    let path = w.write_mailbox(&u, &mbox.bytes());
+    fill(&w.spool, &filler, 56 * 1024);
+    let mut pop = d.connect();
+    pop.login(&u.name, &u.pass);
+    pop.ok("DELE 1");
+    pop.ok("DELE 3");
+    let r = pop.cmd("QUIT");
+    assert!(
+        r.starts_with("+OK"),
+        "QUIT with 56 KiB free: {r:?}\n{:?}",
+        d.log()
+    );
+    assert_bytes_eq(
+        &fs::read(&path).unwrap(),
+        &mbox.bytes_without(&[1, 3]),
+        "with a little room",
+    );
+    assert!(!journal(&w, &u.name).exists());
+
+    // 4. Space freed: the mailbox is as it was left, and expunges work.
+    fs::remove_file(&filler).unwrap();
+    let mut pop = d.connect();
+    pop.login(&u.name, &u.pass);
+    assert_eq!(pop.stat().0, 38);
+    pop.ok("DELE 1");
+    pop.quit();
+    assert_bytes_eq(
+        &fs::read(&path).unwrap(),
+        &mbox.bytes_without(&[1, 2, 3]),
+        "after space was freed",
+    );
+}
