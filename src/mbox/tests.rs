@@ -1001,8 +1001,8 @@ fn thread_bytes_read() -> u64 {
 
 #[test]
 fn opening_reads_at_most_its_budget_per_step() {
-    // Identical messages: their UIDLs need the sums of their data, read
-    // in steps of their own after the scan.
+    // Two messages, each repeated: the UIDLs of the copies need the sums
+    // of their data, read in steps of their own after the scan.
     let msgs: Vec<Vec<u8>> = (0..2000)
         .map(|k| format!("Subject: {}\n\n{}\n", k % 2, "y".repeat(1000)).into_bytes())
         .collect();
