@@ -175,7 +175,7 @@ impl UidHash {
             self.fill += n;
             bytes = rest;
             if self.fill == Self::STAGE {
-                self.md5.update(&self.stage);
+                self.md5.update(self.stage.as_slice());
                 self.fill = 0;
             }
         }
