@@ -123,6 +123,16 @@ pub fn spool_hint(e: &io::Error) -> &'static str {
     }
 }
 
+/// True if `e`, a failure to create a file in the spool directory, lasts
+/// until an administrator acts (no access, a read-only file system), unlike
+/// a full disk or quota.
+pub fn spool_error_lasts(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EACCES | libc::EPERM | libc::EROFS)
+    )
+}
+
 fn refused(path: &Path, why: &str) -> MboxError {
     MboxError::Refused(format!("{}: {}", path.display(), why))
 }

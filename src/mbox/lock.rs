@@ -96,10 +96,7 @@ pub(crate) fn try_acquire(
             DotTry::Unavailable(e) => {
                 // Missing access is said once (it lasts); a full disk or
                 // quota every time.
-                let lasting = matches!(
-                    e.raw_os_error(),
-                    Some(libc::EACCES | libc::EPERM | libc::EROFS)
-                );
+                let lasting = super::file::spool_error_lasts(&e);
                 if !lasting || !DOTLOCK_WARNED.swap(true, Ordering::Relaxed) {
                     crate::notice!(
                         "cannot create dotlock {}: {e}; using fcntl locks only{}",
