@@ -23,6 +23,8 @@
 //! mailboxes have both kinds of block (bytes staged in the journal where a
 //! block's source and destination overlap, copied directly where they do not).
 
+mod common;
+
 use std::fs;
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::process::ExitStatusExt;
@@ -30,6 +32,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
+use common::Rng;
 use pop3d::config::MailboxLimits;
 use pop3d::mbox::{ExpungeStep, Mailbox};
 
@@ -158,21 +161,6 @@ fn run(mut cmd: Command) -> Run {
         String::from_utf8_lossy(&out.stderr)
     );
     Run { killed, written }
-}
-
-/// A small deterministic pseudo-random generator (xorshift64*).
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
 }
 
 /// A mailbox of `n` messages as procmail writes them (From_ line, message,
