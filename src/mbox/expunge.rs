@@ -126,8 +126,16 @@ impl Mailbox {
             }
             Err(e) => {
                 if x.committed {
+                    let full = match &e {
+                        MboxError::Io(io)
+                            if matches!(io.raw_os_error(), Some(libc::ENOSPC | libc::EDQUOT)) =>
+                        {
+                            file::spool_hint(io)
+                        }
+                        _ => "",
+                    };
                     crate::crit!(
-                        "{}: expunge stopped: {e}; the next login finishes it",
+                        "{}: expunge stopped: {e}{full}; the next login finishes it",
                         self.path.display()
                     );
                 }

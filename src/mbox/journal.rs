@@ -27,8 +27,11 @@
 //!   of both slots when it is created (`fallocate`), halving the block size
 //!   (down to 4 KiB) while the disk has not that much room, and is refused
 //!   (nothing deleted) when it has not even that; so staging never finds
-//!   the disk full. Where the file system cannot reserve, a block the disk
-//!   fills up under is cut to what was staged.
+//!   the disk full. Where the file system cannot reserve, the block size is
+//!   chosen the same way from the free space it reports (`fstatvfs`), and a
+//!   block the disk still fills up under (other writers, quotas) is cut to
+//!   what was staged; where nothing could be staged, the expunge stops with
+//!   its journal kept, and the next login with room finishes it.
 //!
 //! Writes of a block never reach the source of any later block (sources lie
 //! above every write so far), so after a crash the last valid record says
@@ -81,7 +84,7 @@ use super::file::{FileId, read_upto, sibling};
 use super::scan::DataSum;
 use super::uidl::UidKey;
 use crate::config::COPY_CHUNK;
-use crate::sys::reserve::reserve;
+use crate::sys::reserve::{available, reserve};
 
 const MAGIC: &[u8; 16] = b"pop3d-journal v1";
 const HEADER: usize = 4096;
@@ -281,6 +284,10 @@ pub(crate) mod fault {
             std::env::var_os("POP3D_DEBUG_EXPUNGE_HOLD")
                 .is_some_and(|p| std::path::Path::new(&p).exists())
         }
+
+        pub fn no_reserve() -> bool {
+            std::env::var_os("POP3D_DEBUG_NO_RESERVE").is_some()
+        }
     }
 
     #[cfg(not(debug_assertions))]
@@ -297,13 +304,35 @@ pub(crate) mod fault {
         pub fn hold() -> bool {
             false
         }
+        pub fn no_reserve() -> bool {
+            false
+        }
     }
 
     /// `pwrite` of all of `buf`, honouring the fault hook.
     pub fn write_at(file: &std::fs::File, buf: &[u8], at: u64) -> std::io::Result<()> {
+        write_counted_at(file, buf, at).map_err(|(_, e)| e)
+    }
+
+    /// [`write_at`], whose failure also says how many bytes of `buf` were
+    /// written before it.
+    pub fn write_counted_at(
+        file: &std::fs::File,
+        buf: &[u8],
+        at: u64,
+    ) -> Result<(), (usize, std::io::Error)> {
+        use std::io::ErrorKind;
         use std::os::unix::fs::FileExt;
         let n = imp::allow(buf.len());
-        file.write_all_at(&buf[..n], at)?;
+        let mut done = 0;
+        while done < n {
+            match file.write_at(&buf[done..n], at + done as u64) {
+                Ok(0) => return Err((done, ErrorKind::WriteZero.into())),
+                Ok(k) => done += k,
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => return Err((done, e)),
+            }
+        }
         if n < buf.len() {
             imp::abort();
         }
@@ -336,6 +365,13 @@ pub(crate) mod fault {
     /// Always false in release builds.
     pub fn hold() -> bool {
         imp::hold()
+    }
+
+    /// Test hook: in a debug build with `POP3D_DEBUG_NO_RESERVE` in the
+    /// environment, the journal reserves nothing, as on a file system
+    /// without `fallocate`. Always false in release builds.
+    pub fn no_reserve() -> bool {
+        imp::no_reserve()
     }
 
     /// A one-byte event (truncate, unlink) for the fault hook.
@@ -430,8 +466,10 @@ fn no_space(e: &io::Error) -> bool {
 /// Reserves the disk space of both record slots of a journal for `plan`
 /// with blocks of `block` bytes (slots from `at`): each slot's record and
 /// as much data as one block stages, if any is staged. Where the file
-/// system cannot reserve, nothing is done (staging then cuts a block short
-/// when the disk fills, see [`Compactor::step`]).
+/// system cannot reserve, the free space it reports must hold the header,
+/// the plan and both slots; that is no promise (other writers, quotas), and
+/// staging then cuts a block short when the disk fills, see
+/// [`Compactor::step`].
 fn reserve_slots(journal: &File, plan: &Plan, at: u64, block: u64) -> io::Result<()> {
     let staged: u64 = plan
         .runs
@@ -440,8 +478,10 @@ fn reserve_slots(journal: &File, plan: &Plan, at: u64, block: u64) -> io::Result
         .map(|r| r.len)
         .sum();
     let need = REC_HEADER as u64 + staged.min(block);
-    if reserve(journal, at, need)? {
+    if !fault::no_reserve() && reserve(journal, at, need)? {
         reserve(journal, at + REC_HEADER as u64 + block, need)?;
+    } else if at + 2 * need.next_multiple_of(4096) > available(journal)? {
+        return Err(io::Error::from_raw_os_error(libc::ENOSPC));
     }
     Ok(())
 }
@@ -900,20 +940,25 @@ impl Compactor {
                     let data_at = self.slot_data(slot);
                     let chunk = &mut self.buf[..n];
                     file.read_exact_at(chunk, r.src + b.off + b.staged)?;
-                    match fault::write_at(&self.journal, chunk, data_at + b.staged) {
-                        Ok(()) => {
-                            staged.add(data_at + b.staged, n as u64);
-                            if let Some(sum) = b.sum.as_mut() {
-                                sum.update(chunk);
-                            }
-                            b.staged += n as u64;
-                            left = left.saturating_sub(n as u64);
+                    let (k, full) =
+                        match fault::write_counted_at(&self.journal, chunk, data_at + b.staged) {
+                            Ok(()) => (n, None),
+                            Err((k, e)) if no_space(&e) => (k, Some(e)),
+                            Err((_, e)) => return Err(e),
+                        };
+                    staged.add(data_at + b.staged, k as u64);
+                    if let Some(sum) = b.sum.as_mut() {
+                        sum.update(&chunk[..k]);
+                    }
+                    b.staged += k as u64;
+                    left = left.saturating_sub(k as u64);
+                    if let Some(e) = full {
+                        // The disk is full or the quota used up: the block
+                        // is cut to what was staged, if anything was.
+                        if b.staged == 0 {
+                            return Err(e);
                         }
-                        // The disk is full: a shorter block will do.
-                        Err(e) if e.raw_os_error() == Some(libc::ENOSPC) && b.staged > 0 => {
-                            b.len = b.staged;
-                        }
-                        Err(e) => return Err(e),
+                        b.len = b.staged;
                     }
                     if b.staged == b.len {
                         let sum = data_check(b.sum.take().unwrap_or_default());
