@@ -3,8 +3,11 @@
 //! reserves its space when it is made: with none, or too little for the
 //! smallest blocks, QUIT fails, the mailbox is untouched and nothing is left
 //! behind (no journal, no dotlock); with a little, the journal takes smaller
-//! blocks and the expunge completes. In no case is a kept message lost, cut
-//! or doubled.
+//! blocks and the expunge completes. Where the file system cannot reserve
+//! (simulated), the blocks are sized from the free space it reports, and a
+//! disk that fills up during the expunge cuts blocks short or stops it until
+//! the next login with room. In no case is a kept message lost, cut or
+//! doubled.
 
 mod common;
 
