@@ -3,7 +3,9 @@
 //! expunge, `dotlockfile` holding the dotlock while a message is half
 //! written, two POP3 sessions on one mailbox, and the server killed in the
 //! middle of an expunge (debug builds abort on `POP3D_FAULT_EXPUNGE_AT`),
-//! also after it answered QUIT early, at the commit of a long compaction.
+//! also after it answered QUIT early, at the commit of a long compaction;
+//! and all of it at once: deliveries while two clients read, delete and
+//! drop at random.
 //!
 //! Every test builds its own world (spool, passwd, shadow with a hash made by
 //! `mkpasswd -m sha-512`) in a temporary directory and starts its own server
@@ -12,14 +14,19 @@
 //! is `root:4242` mode 2775 (like a Debian `root:mail` spool whose group the
 //! server's users have); otherwise the user is the test's own uid.
 
+mod common;
+
 use std::fs;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
+
+use common::Rng;
 
 const FROM: &str = "From sender@example.org Mon Jan  1 00:00:00 2024\n";
 const TIMEOUT: Duration = Duration::from_secs(60);
@@ -652,4 +659,186 @@ fn a_quit_answered_before_its_compaction_is_kept_after_a_kill() {
         let name = w.mbox().file_name().unwrap().to_string_lossy().into_owned();
         assert!(!w.spool.join(format!(".{name}.pop3d-journal")).exists());
     }
+}
+
+/// The body length of soak message `k`: mostly a few KB, every tenth
+/// 70 KB (a compaction of more than one journal block).
+fn soak_len(k: usize) -> usize {
+    if k % 10 == 9 {
+        70_000
+    } else {
+        (k * 7919) % 6000
+    }
+}
+
+/// The number `k` of a soak message, from its headers.
+fn soak_number(top: &[u8]) -> usize {
+    let text = String::from_utf8_lossy(top);
+    let line = text
+        .lines()
+        .find_map(|l| l.strip_prefix("Subject: message "))
+        .unwrap_or_else(|| panic!("no subject in {text:?}"));
+    line.trim().parse().unwrap()
+}
+
+/// What one client's sessions did.
+#[derive(Default)]
+struct SoakLog {
+    /// Message numbers deleted by each session whose QUIT said +OK.
+    deleted: Vec<Vec<usize>>,
+    /// Sessions that deleted nothing: QUIT refused, RSET, dropped, or the
+    /// session ended by a change under it.
+    undone: usize,
+}
+
+/// One client's sessions against the busy mailbox, until `done` and at least
+/// `sessions` of them: each logs in, marks up to two random messages (identified by their headers) for deletion,
+/// checks one random message whole, and ends with QUIT, RSET and QUIT, or
+/// a dropped connection.
+fn soak_client(port: u16, seed: u64, sessions: usize, done: &AtomicBool) -> SoakLog {
+    let mut rng = Rng(seed);
+    let mut log = SoakLog::default();
+    let temp = |r: &str| r.starts_with("-ERR [SYS/TEMP]") || r.starts_with("-ERR [IN-USE]");
+    let mut count = 0;
+    'session: while count < sessions || !done.load(Ordering::Relaxed) {
+        count += 1;
+        std::thread::sleep(Duration::from_millis(10 + rng.below(100)));
+        let mut c = Pop3::connect(port);
+        let r = c.login();
+        if !r.starts_with("+OK") {
+            assert!(temp(&r), "PASS: {r}");
+            log.undone += 1;
+            continue;
+        }
+        let (n, _) = c.stat();
+        let mut marked = Vec::new();
+        let marks = if n == 0 {
+            0
+        } else {
+            [0, 0, 1, 2][rng.below(4) as usize]
+        };
+        for _ in 0..marks {
+            let i = 1 + rng.below(n as u64);
+            let k = match c.multi(&format!("TOP {i} 0")) {
+                Ok(top) => soak_number(&top),
+                Err(r) if temp(&r) => {
+                    log.undone += 1;
+                    continue 'session;
+                }
+                Err(r) if r.contains("deleted") => continue,
+                Err(r) => panic!("TOP {i} 0: {r}"),
+            };
+            let r = c.cmd(&format!("DELE {i}"));
+            assert!(r.starts_with("+OK"), "DELE {i}: {r}");
+            marked.push(k);
+        }
+        if n > 0 {
+            let i = 1 + rng.below(n as u64);
+            match c.multi(&format!("RETR {i}")) {
+                Ok(m) => {
+                    let k = soak_number(&m);
+                    assert_eq!(m, wire(&message(k, soak_len(k))), "RETR {i}");
+                }
+                Err(r) if temp(&r) => {
+                    log.undone += 1;
+                    continue 'session;
+                }
+                Err(r) => assert!(r.contains("deleted"), "RETR {i}: {r}"),
+            }
+        }
+        match rng.below(6) {
+            0 => {
+                log.undone += 1;
+                continue;
+            }
+            1 => {
+                assert!(c.cmd("RSET").starts_with("+OK"));
+                marked.clear();
+            }
+            _ => {}
+        }
+        let q = c.cmd("QUIT");
+        if q.starts_with("+OK") {
+            if marked.is_empty() {
+                log.undone += 1;
+            } else {
+                log.deleted.push(marked);
+            }
+        } else {
+            assert!(temp(&q), "QUIT: {q}");
+            log.undone += 1;
+        }
+    }
+    log
+}
+
+/// A busy mailbox: procmail delivers 16 messages one after another while
+/// two clients run sessions that read, delete, reset and drop at random,
+/// their expunges racing each other and the deliveries. At the end the
+/// mailbox holds exactly the initial and delivered messages, in order,
+/// minus those deleted by sessions whose QUIT said +OK: nothing lost,
+/// nothing doubled, no message deleted twice, every message whole.
+///
+/// Most deliveries take a second here: procmail writes the first byte,
+/// and when the mailbox was read in the same second (as it is, by the
+/// sessions) it sleeps a second before the rest, so that mail readers
+/// notice new mail, holding its locks; the logins meanwhile wait.
+#[test]
+fn a_busy_mailbox_loses_and_doubles_nothing() {
+    let w = World::new("soak");
+    let first = 30;
+    let delivered = 16;
+    let mut data = Vec::new();
+    for k in 0..first {
+        data.extend_from_slice(FROM.as_bytes());
+        data.extend_from_slice(message(k, soak_len(k)).as_bytes());
+        data.push(b'\n');
+    }
+    w.write_mbox(&data);
+    let env = [("POP3D_DEBUG_JOURNAL_BLOCK", "65536".to_string())];
+    // Sessions end at once; none should count against the limits after.
+    let server = Server::start_with(&w, &env, &["--min-delay", "0"]);
+    let port = server.port;
+    let done = AtomicBool::new(false);
+    let (a, b) = std::thread::scope(|s| {
+        let deliverer = s.spawn(|| {
+            for k in first..first + delivered {
+                let msg = format!("{FROM}{}", message(k, soak_len(k)));
+                wait_ok(w.procmail(&msg), &format!("procmail of message {k}"));
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            done.store(true, Ordering::Relaxed);
+        });
+        let a = s.spawn(|| soak_client(port, 0x50a4_0001, 40, &done));
+        let b = s.spawn(|| soak_client(port, 0x50a4_0002, 40, &done));
+        deliverer.join().unwrap();
+        (a.join().unwrap(), b.join().unwrap())
+    });
+    let mut gone = Vec::new();
+    for set in a.deleted.iter().chain(&b.deleted) {
+        for &k in set {
+            assert!(!gone.contains(&k), "message {k} deleted twice");
+            gone.push(k);
+        }
+    }
+    let want: Vec<Vec<u8>> = (0..first + delivered)
+        .filter(|k| !gone.contains(k))
+        .map(|k| wire(&message(k, soak_len(k))))
+        .collect();
+    let got = all_messages(&server);
+    let numbers: Vec<usize> = got.iter().map(|m| soak_number(m)).collect();
+    assert!(
+        got == want,
+        "{} messages, {} wanted; got {numbers:?} with {gone:?} deleted\n{}",
+        got.len(),
+        want.len(),
+        server.log()
+    );
+    let expunges = a.deleted.len() + b.deleted.len();
+    assert!(
+        expunges >= 10,
+        "only {expunges} deleting sessions ({} + {} undone)",
+        a.undone,
+        b.undone
+    );
 }
