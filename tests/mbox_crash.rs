@@ -337,9 +337,17 @@ fn expunge_killed_at_any_byte_is_finished_at_the_next_open() {
     for (f, orig) in fixtures.into_iter().enumerate() {
         let case = Case::new(&dir.0, orig, &mut rng);
         let path = dir.0.join(format!("user{f}"));
+        // The third fixture with the smallest blocks (a nearly full disk's).
+        let env = || {
+            let mut env = case.env();
+            if f == 2 {
+                env.push(("POP3D_DEBUG_JOURNAL_BLOCK", "4096".to_string()));
+            }
+            env
+        };
         // A full run tells how many bytes an expunge of this case writes.
         fs::write(&path, &case.orig).unwrap();
-        let total = run(child("expunge", &path, &case.env()))
+        let total = run(child("expunge", &path, &env()))
             .written
             .expect("a complete run reports its bytes");
         case.check(&path, &[], "complete run");
@@ -352,7 +360,7 @@ fn expunge_killed_at_any_byte_is_finished_at_the_next_open() {
         for (k, &at) in points.iter().enumerate() {
             fs::write(&path, &case.orig).unwrap();
             let _ = fs::remove_file(journal_of(&path));
-            let mut env = case.env();
+            let mut env = env();
             env.push(("POP3D_FAULT_EXPUNGE_AT", at.to_string()));
             let r = run(child("expunge", &path, &env));
             assert!(r.killed, "fault at {at} of {total} did not stop the child");

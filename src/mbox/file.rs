@@ -240,6 +240,35 @@ pub(super) fn open_own(p: &Path, owner: u32) -> io::Result<Option<File>> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e),
     };
+    check_own(&f, owner)?;
+    Ok(Some(f))
+}
+
+/// Opens one of pop3d's own files next to a mailbox for appending: made
+/// anew (mode 0600), or an existing one only if [`open_own`] would trust it.
+/// The checks are made on the open descriptor, and the opening does not
+/// block (a FIFO put there in the meantime fails, it does not wait).
+pub(super) fn append_own(p: &Path, owner: u32) -> io::Result<File> {
+    let flags = libc::O_NOFOLLOW | libc::O_NOCTTY | libc::O_NONBLOCK;
+    match OpenOptions::new()
+        .append(true)
+        .create_new(true)
+        .mode(0o600)
+        .custom_flags(flags)
+        .open(p)
+    {
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+        made => return made,
+    }
+    let f = OpenOptions::new()
+        .append(true)
+        .custom_flags(flags)
+        .open(p)?;
+    check_own(&f, owner)?;
+    Ok(f)
+}
+
+fn check_own(f: &File, owner: u32) -> io::Result<()> {
     let m = f.metadata()?;
     if !m.is_file() || m.uid() != owner || m.mode() & 0o022 != 0 || m.nlink() != 1 {
         return Err(io::Error::new(
@@ -247,7 +276,7 @@ pub(super) fn open_own(p: &Path, owner: u32) -> io::Result<Option<File>> {
             "not a regular file of the mailbox's owner, or writable by others",
         ));
     }
-    Ok(Some(f))
+    Ok(())
 }
 
 /// Hands a file made by root over to the mailbox's owner.

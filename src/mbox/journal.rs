@@ -83,7 +83,7 @@ use md5::{Digest, Md5};
 use super::file::{FileId, read_upto, sibling};
 use super::scan::DataSum;
 use super::uidl::UidKey;
-use crate::config::COPY_CHUNK;
+use crate::config::{COPY_CHUNK, JOURNAL_BLOCK};
 use crate::sys::reserve::{available, reserve};
 
 const MAGIC: &[u8; 16] = b"pop3d-journal v1";
@@ -340,15 +340,16 @@ pub(crate) mod fault {
     }
 
     /// The journal block size: [`JOURNAL_BLOCK`], or in debug builds
-    /// `POP3D_DEBUG_JOURNAL_BLOCK` (at least one copy chunk), so that tests
-    /// reach blocks of both kinds with small mailboxes.
+    /// `POP3D_DEBUG_JOURNAL_BLOCK` (from 4 KiB, the smallest a nearly full
+    /// disk gives), so that tests reach blocks of both kinds with small
+    /// mailboxes.
     pub fn block_size() -> u64 {
         #[cfg(debug_assertions)]
         if let Some(b) = std::env::var("POP3D_DEBUG_JOURNAL_BLOCK")
             .ok()
             .and_then(|v| v.parse::<u64>().ok())
         {
-            return b.max(crate::config::COPY_CHUNK as u64);
+            return b.clamp(super::BLOCK_MIN, JOURNAL_BLOCK as u64);
         }
         JOURNAL_BLOCK as u64
     }
@@ -459,6 +460,10 @@ fn slots_at(plan_len: usize) -> u64 {
 /// The smallest block a journal on a nearly full disk falls back to.
 const BLOCK_MIN: u64 = 4096;
 
+/// What starting a block (up to three fsyncs: the mailbox's earlier writes,
+/// the staged data, the record) counts against a step's budget, in bytes.
+const BLOCK_COST: u64 = 256 * 1024;
+
 fn no_space(e: &io::Error) -> bool {
     matches!(e.raw_os_error(), Some(libc::ENOSPC | libc::EDQUOT))
 }
@@ -564,13 +569,15 @@ impl Compactor {
     /// Looks for a journal next to the mailbox `file` at `mailbox` (of
     /// identity `id`, owned by `owner`, now `size` bytes long) and, if there
     /// is a valid one, returns the compaction to finish. The caller holds
-    /// the exclusive lock.
+    /// the exclusive lock. A plan of more than `max_messages` kept runs or
+    /// retired ids is refused.
     pub fn resume(
         mailbox: &Path,
         file: &File,
         id: FileId,
         owner: u32,
         size: u64,
+        max_messages: usize,
     ) -> io::Result<Found> {
         let jpath = path(mailbox);
         let journal = match OpenOptions::new()
@@ -611,11 +618,19 @@ impl Compactor {
             u64_at(&h, 40),
         );
         let (nruns, nretire, block) = (u64_at(&h, 48), u64_at(&h, 56), u64_at(&h, 64));
-        if !(COPY_CHUNK as u64..=1 << 40).contains(&block) {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                "journal block size",
-            ));
+        // The journal belongs to the mailbox's owner, who can write anything
+        // into it (its sums are not secret): no value from it may make the
+        // daemon allocate, read or write more than a real expunge of this
+        // mailbox would.
+        let invalid =
+            |what: &str| io::Error::new(io::ErrorKind::InvalidData, format!("journal {what}"));
+        if !(BLOCK_MIN..=JOURNAL_BLOCK as u64).contains(&block) {
+            return Err(invalid("block size"));
+        }
+        // One run per kept message at most, one retired id per deleted one.
+        let most = max_messages as u64;
+        if nruns > most || nretire > most {
+            return Err(invalid("plan size"));
         }
         let mut birth = [0u8; 16];
         birth.copy_from_slice(&h[72..88]);
@@ -627,8 +642,7 @@ impl Compactor {
         let plan_len = (nruns + nretire)
             .checked_mul(16)
             .filter(|&n| n <= m.len())
-            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "journal plan size"))?
-            as usize;
+            .ok_or_else(|| invalid("plan size"))? as usize;
         let mut pb = vec![0u8; plan_len];
         if read_upto(&journal, &mut pb, HEADER as u64)? < plan_len
             || Md5::digest(&pb)[..] != h[88..104]
@@ -651,12 +665,19 @@ impl Compactor {
                 (d, s, u32::from_le_bytes(k))
             })
             .collect();
+        // Runs in file order, not empty, not overlapping, within the old
+        // size: so every destination lies at or below its source, and the
+        // compacted length is at most the old size.
+        let mut end = 0u64;
+        for &(src, len) in &kept {
+            let stop = src
+                .checked_add(len)
+                .filter(|&e| len > 0 && src >= end && e <= old_size);
+            end = stop.ok_or_else(|| invalid("plan runs"))?;
+        }
         let plan = Plan::new(id, old_size, &kept, retire);
-        if plan.new_len() != new_len || plan.runs.len() as u64 != nruns {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                "journal plan is inconsistent",
-            ));
+        if plan.new_len() != new_len {
+            return Err(invalid("plan is inconsistent"));
         }
         let mut c = Compactor {
             jpath,
@@ -702,6 +723,13 @@ impl Compactor {
         }
         let old = self.plan.old_size;
         let ext_src = match best.as_ref().map(|(_, h)| u64_at(h, 56)) {
+            // Mail appended after a crash starts at or after the old end.
+            Some(src) if src != 0 && src < old => {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "journal record out of range",
+                ));
+            }
             Some(src) if src != 0 => Some(src),
             _ if size > old => Some(old + self.appended_lead(file, size)?),
             _ => None,
@@ -714,16 +742,16 @@ impl Compactor {
         let Some((seq, head)) = best else {
             return Ok(()); // nothing was written yet: start at the beginning
         };
-        self.seq = seq + 1;
-        let run = u64_at(&head, 16) as usize;
+        let out_of_range =
+            || io::Error::new(io::ErrorKind::InvalidData, "journal record out of range");
+        self.seq = seq.checked_add(1).ok_or_else(out_of_range)?;
+        let run = usize::try_from(u64_at(&head, 16)).unwrap_or(usize::MAX);
         let off = u64_at(&head, 24);
         let len = u64_at(&head, 32);
         if head[12] == KIND_BLOCK {
-            if run > self.plan.runs.len() || self.run_at(run).is_none_or(|r| off + len > r.len) {
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    "journal record out of range",
-                ));
+            let fits = |r: Run| off.checked_add(len).is_some_and(|end| end <= r.len);
+            if self.run_at(run).is_none_or(|r| !fits(r)) {
+                return Err(out_of_range());
             }
             self.run = run;
             self.off = off;
@@ -929,6 +957,9 @@ impl Compactor {
             }
             let Some(mut b) = self.block.take() else {
                 self.next_block(file)?;
+                // A block's syncs count as bytes: a step over many tiny
+                // runs does a few blocks, not thousands of fsyncs.
+                left = left.saturating_sub(BLOCK_COST);
                 continue;
             };
             let r = self.run_at(b.run).expect("block of a known run");
@@ -1036,6 +1067,15 @@ impl Compactor {
 
     fn truncate(&mut self, file: &File) -> io::Result<()> {
         let final_len = self.final_len();
+        let size = file.metadata()?.len();
+        if final_len > size {
+            // Only a damaged journal can ask for this: a truncation never
+            // makes the mailbox longer.
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "journal asks to lengthen the mailbox",
+            ));
+        }
         if self.marked == Some(final_len) {
             // Recorded and marked before a crash: only the truncation is left.
             fault::event();
@@ -1044,8 +1084,7 @@ impl Compactor {
             self.phase = Phase::Done;
             return Ok(());
         }
-        let size = file.metadata()?.len();
-        let nonce_len = (size.saturating_sub(final_len)).min(NONCE as u64) as usize;
+        let nonce_len = (size - final_len).min(NONCE as u64) as usize;
         let mut nonce = [0u8; NONCE];
         if nonce_len > 0 {
             let r1 = super::verify::random_u64().to_le_bytes();

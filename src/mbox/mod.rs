@@ -56,6 +56,8 @@ mod uidl;
 mod verify;
 
 #[cfg(test)]
+mod hostile_tests;
+#[cfg(test)]
 mod tests;
 
 pub use cache::IndexCache;

@@ -387,7 +387,14 @@ impl Opening {
         }
         self.held = Some(held);
         if journal {
-            match Compactor::resume(&self.path, file, self.id, owner.0, st.size) {
+            match Compactor::resume(
+                &self.path,
+                file,
+                self.id,
+                owner.0,
+                st.size,
+                self.limits.max_messages,
+            ) {
                 Ok(Found::None) => {}
                 Ok(Found::Discarded(why)) => crate::notice!("removed expunge journal {why}"),
                 Ok(Found::Resume(c)) => {

@@ -20,13 +20,17 @@ use std::io::{self, Read as _, Write as _};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
-use super::file::{give, open_own, sibling};
+use super::file::{append_own, give, open_own, sibling};
 use super::index::Entry;
 use super::uidl::{Retired, UidKey};
 use crate::config::UID_RETIRED_MAX;
 
 const MAGIC: &[u8; 16] = b"pop3d-uids v1\n\0\0";
 const RECORD: usize = 16;
+
+/// The most records read back: the cap and more than one expunge of a
+/// mailbox at the default message limit adds while it cannot prune.
+const READ_MAX: usize = UID_RETIRED_MAX * 4 + 4 * 1024 * 1024;
 
 /// The file's path for the mailbox at `mailbox`.
 pub fn path(mailbox: &Path) -> PathBuf {
@@ -52,12 +56,11 @@ fn decode(r: &[u8]) -> UidKey {
 }
 
 /// All records in file order (at most a bounded number; see the module doc).
-fn read_records(p: &Path, owner: u32) -> io::Result<Vec<UidKey>> {
+fn read_records(p: &Path, owner: u32, read_max: usize) -> io::Result<Vec<UidKey>> {
     let Some(f) = open_own(p, owner)? else {
         return Ok(Vec::new());
     };
-    // Bounded: never more than the cap plus what one expunge may add.
-    let limit = (MAGIC.len() + RECORD * (UID_RETIRED_MAX * 4 + 4 * 1024 * 1024)) as u64;
+    let limit = (MAGIC.len() + RECORD * read_max) as u64;
     let mut bytes = Vec::new();
     f.take(limit).read_to_end(&mut bytes)?;
     if bytes.len() < MAGIC.len() || &bytes[..MAGIC.len()] != MAGIC {
@@ -75,7 +78,7 @@ fn read_records(p: &Path, owner: u32) -> io::Result<Vec<UidKey>> {
 /// been deleted before.
 pub fn load(mailbox: &Path, owner: u32) -> Retired {
     let p = path(mailbox);
-    match read_records(&p, owner) {
+    match read_records(&p, owner, READ_MAX) {
         Ok(keys) => Retired::from_keys(keys),
         Err(e) => {
             crate::notice!("ignoring {}: {e}", p.display());
@@ -87,28 +90,44 @@ pub fn load(mailbox: &Path, owner: u32) -> Retired {
 /// Records `new` as retired for the mailbox at `mailbox` (owned by
 /// `owner`) whose messages are now `live`, and returns the whole set. With
 /// `live` unknown (`None`, while finishing an interrupted expunge) the file
-/// may grow past its bound until the next commit prunes it.
+/// may grow past its bound until the next commit prunes it, but not past
+/// what is read back.
 pub fn commit(
     mailbox: &Path,
     owner: (u32, u32),
     new: &[UidKey],
     live: Option<&[Entry]>,
 ) -> io::Result<Retired> {
+    commit_within(mailbox, owner, new, live, READ_MAX)
+}
+
+/// [`commit`], with `read_max` records read back at most.
+fn commit_within(
+    mailbox: &Path,
+    owner: (u32, u32),
+    new: &[UidKey],
+    live: Option<&[Entry]>,
+    read_max: usize,
+) -> io::Result<Retired> {
     let (owner, group) = owner;
     let p = path(mailbox);
-    let mut all = read_records(&p, owner)?;
+    let mut all = read_records(&p, owner, read_max)?;
     if new.is_empty() {
         return Ok(Retired::from_keys(all));
     }
     let fresh = all.is_empty();
     all.extend_from_slice(new);
-    let Some(live) = live.filter(|_| all.len() > UID_RETIRED_MAX) else {
-        let mut f = OpenOptions::new()
-            .append(true)
-            .create(true)
-            .mode(0o600)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_NOCTTY)
-            .open(&p)?;
+    // Without the messages (finishing an interrupted expunge) the file is
+    // pruned only where it would outgrow what is read back; records a
+    // message depends on may then be forgotten, which a real expunge never
+    // comes near (a crafted journal could).
+    let live = match live {
+        Some(l) if all.len() > UID_RETIRED_MAX => Some(l),
+        None if all.len() > read_max => Some(&[][..]),
+        _ => None,
+    };
+    let Some(live) = live else {
+        let mut f = append_own(&p, owner)?;
         give(&f, owner, group)?;
         let mut out = Vec::with_capacity(MAGIC.len() + new.len() * RECORD);
         if fresh || f.metadata()?.len() < MAGIC.len() as u64 {
@@ -212,6 +231,39 @@ mod tests {
             data_sum: [s; 4],
             uid_k: k,
         }
+    }
+
+    /// Finishing interrupted expunges cannot prune (the messages are not
+    /// known yet), but the file never outgrows what is read back, however
+    /// many such expunges its owner's journals ask for; the newest ids stay.
+    /// (With a smaller read bound than the daemon's, to be quick.)
+    #[test]
+    fn unpruned_commits_never_outgrow_what_is_read() {
+        let dir = std::env::temp_dir().join(format!("pop3d-retired-grow-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        let mbox = dir.join("u");
+        fs::write(&mbox, b"").unwrap();
+        let owner = fs::metadata(&mbox).unwrap().uid();
+        let read_max = 60_000;
+        let batch: Vec<UidKey> = (0..20_000u32)
+            .map(|i| {
+                let mut d = [0u8; 8];
+                d[..4].copy_from_slice(&i.to_le_bytes());
+                (d, [1; 4], 0)
+            })
+            .collect();
+        let mut records = Vec::new();
+        for _ in 0..6 {
+            commit_within(&mbox, (owner, 0), &batch, None, read_max).unwrap();
+            let len = fs::metadata(path(&mbox)).unwrap().len() as usize;
+            records.push((len - MAGIC.len()) / RECORD);
+        }
+        assert!(records.iter().all(|&n| n <= read_max), "{records:?}");
+        assert!(records.windows(2).any(|w| w[1] < w[0]), "{records:?}");
+        let back = read_records(&path(&mbox), owner, read_max).unwrap();
+        assert_eq!(back.last(), batch.last());
+        fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
