@@ -20,7 +20,10 @@
 //!   long, so its writes end at or below its own source; redoing it reads its
 //!   source again;
 //! - where the gap is smaller, source and destination overlap, so the block
-//!   (at most [`JOURNAL_BLOCK`] bytes) is first copied into the record's slot
+//!   (at most [`JOURNAL_BLOCK`] bytes, over as many kept runs as it takes:
+//!   their destinations are contiguous, and gaps only grow along the file,
+//!   so deleting many small messages apart costs a few blocks, not three
+//!   fsyncs per kept run) is first copied into the record's slot
 //!   ("staged", streamed through [`COPY_CHUNK`] bytes of memory) and only then
 //!   written to its destination: a redo copies it from the journal and reads
 //!   nothing it may have overwritten. The journal reserves the disk space
@@ -404,7 +407,10 @@ enum Phase {
     Done,
 }
 
-/// A block being copied.
+/// A block being copied: `len` bytes from position (`run`, `off`) on. A
+/// block copied directly lies within one run; a staged block may span
+/// several (their destinations are contiguous), so that deleting many small
+/// messages apart costs a few blocks, not three fsyncs per kept stretch.
 #[derive(Clone, Debug)]
 struct Block {
     run: usize,
@@ -412,9 +418,11 @@ struct Block {
     len: u64,
     /// Its bytes go through the journal (source and destination overlap).
     data: bool,
-    /// Bytes staged into the journal (data blocks) so far, and their MD5.
+    /// Bytes staged into the journal (data blocks) so far, and their
+    /// checksum; the position staging reads from next.
     staged: u64,
     sum: Option<DataSum>,
+    cursor: (usize, u64),
     /// The record is written: bytes copied to the destination so far.
     applying: Option<u64>,
 }
@@ -749,8 +757,14 @@ impl Compactor {
         let off = u64_at(&head, 24);
         let len = u64_at(&head, 32);
         if head[12] == KIND_BLOCK {
+            // A staged block may span runs; one copied directly may not.
+            let data = head[13] == 1;
             let fits = |r: Run| off.checked_add(len).is_some_and(|end| end <= r.len);
-            if self.run_at(run).is_none_or(|r| !fits(r)) {
+            let spans = || self.advance(run, off, len).is_some();
+            if self
+                .run_at(run)
+                .is_none_or(|r| !(fits(r) || data && off < r.len && spans()))
+            {
                 return Err(out_of_range());
             }
             self.run = run;
@@ -760,9 +774,10 @@ impl Compactor {
                 run,
                 off,
                 len,
-                data: head[13] == 1,
+                data,
                 staged: len,
                 sum: None,
+                cursor: (run, off),
                 applying: Some(0),
             });
             return Ok(());
@@ -900,6 +915,22 @@ impl Compactor {
         }
     }
 
+    /// The position `len` bytes after (`run`, `off`), counting the runs'
+    /// bytes in order (a run's end is the next run's start); `None` past the
+    /// last run.
+    fn advance(&self, mut run: usize, mut off: u64, mut len: u64) -> Option<(usize, u64)> {
+        while len > 0 {
+            let room = self.run_at(run)?.len.checked_sub(off)?;
+            if len < room {
+                return Some((run, off + len));
+            }
+            len -= room;
+            run += 1;
+            off = 0;
+        }
+        Some((run, off))
+    }
+
     /// The final length: all runs, the extension included.
     fn final_len(&self) -> u64 {
         self.plan.new_len() + self.ext.map_or(0, |e| e.len)
@@ -966,11 +997,15 @@ impl Compactor {
             let slot = self.seq % 2; // the slot of this block's record (not yet written)
             match b.applying {
                 None => {
-                    // Staging a data block into the journal.
-                    let n = (b.len - b.staged).min(left).min(COPY_CHUNK as u64) as usize;
+                    // Staging a data block into the journal, a run at a time.
+                    let from = self.run_at(b.cursor.0).expect("staged run");
+                    let n = (b.len - b.staged)
+                        .min(from.len - b.cursor.1)
+                        .min(left)
+                        .min(COPY_CHUNK as u64) as usize;
                     let data_at = self.slot_data(slot);
                     let chunk = &mut self.buf[..n];
-                    file.read_exact_at(chunk, r.src + b.off + b.staged)?;
+                    file.read_exact_at(chunk, from.src + b.cursor.1)?;
                     let (k, full) =
                         match fault::write_counted_at(&self.journal, chunk, data_at + b.staged) {
                             Ok(()) => (n, None),
@@ -982,6 +1017,10 @@ impl Compactor {
                         sum.update(&chunk[..k]);
                     }
                     b.staged += k as u64;
+                    b.cursor.1 += k as u64;
+                    if b.cursor.1 == from.len {
+                        b.cursor = (b.cursor.0 + 1, 0);
+                    }
                     left = left.saturating_sub(k as u64);
                     if let Some(e) = full {
                         // The disk is full or the quota used up: the block
@@ -1008,12 +1047,15 @@ impl Compactor {
                     } else {
                         file.read_exact_at(chunk, r.src + b.off + done)?;
                     }
+                    // Destinations of consecutive runs are contiguous.
                     fault::write_at(file, chunk, r.dst + b.off + done)?;
                     moved.add(r.dst + b.off + done, n as u64);
                     let done = done + n as u64;
                     left = left.saturating_sub(n as u64);
                     if done == b.len {
-                        self.off = b.off + b.len;
+                        (self.run, self.off) = self
+                            .advance(b.run, b.off, b.len)
+                            .expect("a block within the runs");
                         continue;
                     }
                     b.applying = Some(done);
@@ -1043,17 +1085,29 @@ impl Compactor {
             if self.seq > 0 {
                 file.sync_data()?;
             }
+            let len = if data {
+                // Gaps only grow along the file: the runs that follow are
+                // staged too, until a gap reaches the block size.
+                let mut len = rest;
+                let mut next = self.run + 1;
+                while len < self.block_max
+                    && let Some(n) = self.run_at(next).filter(|n| n.src - n.dst < self.block_max)
+                {
+                    len += n.len;
+                    next += 1;
+                }
+                len.min(self.block_max)
+            } else {
+                rest.min(gap)
+            };
             let mut b = Block {
                 run: self.run,
                 off: self.off,
-                len: if data {
-                    rest.min(self.block_max)
-                } else {
-                    rest.min(gap)
-                },
+                len,
                 data,
                 staged: 0,
                 sum: data.then(DataSum::default),
+                cursor: (self.run, self.off),
                 applying: None,
             };
             if !data {
