@@ -534,6 +534,57 @@ fn damaged_mailboxes_are_refused_with_the_place_logged_and_left_alone() {
     }
 }
 
+/// A journal that does not fit its mailbox (damaged, or written by the
+/// mailbox's owner, who can write it) is never acted on: the login is
+/// refused, the log names the journal and says what to do, and the mailbox
+/// and the journal stay as they are. Here the plan moves a run that lies
+/// past the end of the mailbox (followed, it would make the file longer).
+#[test]
+fn a_journal_that_does_not_fit_is_refused_and_the_mailbox_left_alone() {
+    use md5::{Digest, Md5};
+    let mut w = World::new();
+    let u = w.user("eve", "eve-pw");
+    let bytes = simple_mbox(2).bytes();
+    let path = w.write_mailbox(&u, &bytes);
+    let m = fs::metadata(&path).unwrap();
+    let size = m.len();
+    let mut plan = Vec::new();
+    plan.extend_from_slice(&0u64.to_le_bytes());
+    plan.extend_from_slice(&(1u64 << 40).to_le_bytes());
+    // The header as pop3d writes it: magic; device, inode, old size, new
+    // length, runs, retired ids, block size; birth time; MD5s.
+    let mut head = [0u8; 120];
+    head[..16].copy_from_slice(b"pop3d-journal v1");
+    for (i, v) in [m.dev(), m.ino(), size, 1 << 40, 1, 0, 1 << 20]
+        .into_iter()
+        .enumerate()
+    {
+        head[16 + 8 * i..24 + 8 * i].copy_from_slice(&v.to_le_bytes());
+    }
+    head[88..104].copy_from_slice(&Md5::digest(&plan));
+    let sum = Md5::digest(&head[..104]);
+    head[104..120].copy_from_slice(&sum);
+    let mut journal = vec![0u8; 4096];
+    journal[..120].copy_from_slice(&head);
+    journal.extend_from_slice(&plan);
+    let jpath = w.spool.join(".eve.pop3d-journal");
+    fs::write(&jpath, &journal).unwrap();
+    fs::set_permissions(&jpath, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    if fs::metadata("/proc/self").unwrap().uid() == 0 {
+        std::os::unix::fs::chown(&jpath, Some(u.uid), Some(u.gid)).unwrap();
+    }
+    let d = w.daemon(&[]);
+    let mut pop = d.connect();
+    pop.login_refused(&u.name, &u.pass, "SYS/PERM", "a journal that does not fit");
+    let line = d.wait_log(REPLY_TIMEOUT, |l| {
+        l.contains("cannot finish an interrupted expunge")
+            && l.contains(&format!("then remove {}", jpath.display()))
+    });
+    assert!(line.is_some(), "{:?}", d.log());
+    assert_bytes_eq(&fs::read(&path).unwrap(), &bytes, "the mailbox");
+    assert_eq!(fs::read(&jpath).unwrap(), journal, "the journal");
+}
+
 #[test]
 fn a_mailbox_changed_under_a_session_ends_it_and_is_not_rewritten() {
     let mut w = World::new();

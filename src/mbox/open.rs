@@ -403,8 +403,17 @@ impl Opening {
                     return Ok(Step::Pending);
                 }
                 Err(e) => {
+                    let advice = if e.kind() == std::io::ErrorKind::InvalidData {
+                        format!(
+                            " (damaged, or not made by pop3d; the mailbox is left as it is: \
+                             check it, then remove {})",
+                            journal::path(&self.path).display()
+                        )
+                    } else {
+                        String::new()
+                    };
                     crate::crit!(
-                        "{}: cannot finish an interrupted expunge: {e}",
+                        "{}: cannot finish an interrupted expunge: {e}{advice}",
                         self.path.display()
                     );
                     return Err(MboxError::Refused(format!(
