@@ -125,8 +125,14 @@ impl Drop for SysUser {
     }
 }
 
-/// What popa3d's Debian package would have set up.
+/// What popa3d's Debian package would have set up; done once per process
+/// (the tests run in parallel, and two fetches at once fail).
 fn prepare_popa3d() -> Result<PathBuf, String> {
+    static PREPARED: std::sync::OnceLock<Result<PathBuf, String>> = std::sync::OnceLock::new();
+    PREPARED.get_or_init(prepare_popa3d_once).clone()
+}
+
+fn prepare_popa3d_once() -> Result<PathBuf, String> {
     let bin = repo().join("target/peers/popa3d/usr/sbin/popa3d");
     if !bin.exists() {
         let st = Command::new("bash")
