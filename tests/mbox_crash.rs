@@ -194,8 +194,13 @@ fn fixture(rng: &mut Rng, n: usize, big: u64) -> Vec<u8> {
 
 /// The data of every message, through the library.
 fn messages(path: &Path) -> Vec<Vec<u8>> {
-    let mb = Mailbox::open(path, &limits()).expect("the mailbox parses");
-    (0..mb.count())
+    try_messages(path).expect("the mailbox parses")
+}
+
+/// [`messages`], or why the mailbox cannot be opened.
+fn try_messages(path: &Path) -> Result<Vec<Vec<u8>>, String> {
+    let mb = Mailbox::open(path, &limits()).map_err(|e| e.to_string())?;
+    Ok((0..mb.count())
         .map(|i| {
             let mut buf = vec![0u8; mb.data_len(i) as usize];
             let mut got = 0;
@@ -206,7 +211,7 @@ fn messages(path: &Path) -> Vec<Vec<u8>> {
             }
             buf
         })
-        .collect()
+        .collect())
 }
 
 fn journal_of(path: &Path) -> PathBuf {
@@ -450,4 +455,79 @@ fn expunge_sigkilled_at_random_moments_is_finished_at_the_next_open() {
         interrupted >= 3,
         "only {interrupted} of 60 kills hit an expunge"
     );
+}
+
+/// A message of exactly `size` raw bytes (From_ line to the empty line after it).
+fn sized(size: usize, tag: usize) -> Vec<u8> {
+    let head = format!("{FROM}Subject: m{tag}\n\n");
+    let mut m = head.clone().into_bytes();
+    m.extend((0..size - head.len() - 2).map(|i| b'a' + ((i + tag) % 26) as u8));
+    m.extend_from_slice(b"\n\n");
+    m
+}
+
+/// The last kept message, copied directly (its gap is a block or more),
+/// starts just after the new end, where the truncation writes its nonce: a
+/// crash after the nonce, before the truncate record is whole, must still
+/// leave the message intact (the block is redone from its source).
+#[test]
+fn a_crash_at_the_truncation_spares_the_last_block_source() {
+    let dir = Scratch::new("nonce");
+    for last in [4990, 5000] {
+        let orig = [sized(300, 0), sized(5000, 1), sized(last, 2)].concat();
+        let path = dir.0.join("user");
+        fs::write(&path, &orig).unwrap();
+        let all = messages(&path);
+        let want = vec![all[0].clone(), all[2].clone()];
+        let env = vec![
+            ("DELETE", "1".to_string()),
+            ("POP3D_DEBUG_JOURNAL_BLOCK", "4096".to_string()),
+        ];
+        let total = run(child("expunge", &path, &env)).written.unwrap();
+        assert_eq!(messages(&path), want);
+        for at in total.saturating_sub(300)..total {
+            fs::write(&path, &orig).unwrap();
+            let _ = fs::remove_file(journal_of(&path));
+            let mut env = env.clone();
+            env.push(("POP3D_FAULT_EXPUNGE_AT", at.to_string()));
+            assert!(run(child("expunge", &path, &env)).killed);
+            assert_eq!(
+                try_messages(&path),
+                Ok(want.clone()),
+                "last message {last} bytes, fault at {at} of {total}"
+            );
+        }
+    }
+}
+
+/// Killed after the journal's header, before all of its plan (nothing in
+/// the mailbox written yet): the next open rolls back, it does not refuse
+/// the mailbox.
+#[test]
+fn a_journal_torn_in_its_plan_is_rolled_back() {
+    let dir = Scratch::new("torn-plan");
+    for n in [10usize, 600] {
+        let orig: Vec<u8> = (0..n).flat_map(|k| sized(120, k)).collect();
+        let deleted: Vec<String> = (0..n).step_by(2).map(|d| d.to_string()).collect();
+        let path = dir.0.join("user");
+        // The header is 120 bytes; the plan (16 bytes per run and per
+        // retired id) follows at 4096.
+        let plan = 16 * n as u64;
+        let mut points = vec![120u64, 121, 130];
+        if plan > 4096 {
+            points.extend([1120, 120 + plan - 4097]);
+        }
+        for at in points {
+            fs::write(&path, &orig).unwrap();
+            let _ = fs::remove_file(journal_of(&path));
+            let env = vec![
+                ("DELETE", deleted.join(",")),
+                ("POP3D_FAULT_EXPUNGE_AT", at.to_string()),
+            ];
+            assert!(run(child("expunge", &path, &env)).killed);
+            let got = try_messages(&path).map(|m| m.len());
+            assert_eq!(got, Ok(n), "{n} messages, fault at {at}");
+            assert!(!journal_of(&path).exists());
+        }
+    }
 }

@@ -16,9 +16,9 @@
 //! (alternating; sequence number, run, offset, length, MD5) and is fsynced —
 //! after the mailbox was fdatasynced, so every earlier block is durable. A
 //! block never overwrites the bytes it reads:
-//! - where the gap is at least [`JOURNAL_BLOCK`], a block is at most one gap
-//!   long, so its writes end at or below its own source; redoing it reads its
-//!   source again;
+//! - where the gap is at least the block size, a block is at most one gap
+//!   (less a truncation nonce, see below) long, so its writes end below its
+//!   own source; redoing it reads its source again;
 //! - where the gap is smaller, source and destination overlap, so the block
 //!   (at most [`JOURNAL_BLOCK`] bytes, over as many kept runs as it takes:
 //!   their destinations are contiguous, and gaps only grow along the file,
@@ -647,10 +647,16 @@ impl Compactor {
         if dev != id.dev || ino != id.ino || born_else {
             return discard("made for a file that is no longer this mailbox");
         }
-        let plan_len = (nruns + nretire)
-            .checked_mul(16)
-            .filter(|&n| n <= m.len())
-            .ok_or_else(|| invalid("plan size"))? as usize;
+        let plan_len = nruns
+            .checked_add(nretire)
+            .and_then(|n| n.checked_mul(16))
+            .ok_or_else(|| invalid("plan size"))?;
+        if HEADER as u64 + plan_len > m.len() {
+            // The header went out, the plan not all of it: still nothing
+            // was written to the mailbox.
+            return discard("torn before the mailbox was touched; nothing to do");
+        }
+        let plan_len = plan_len as usize;
         let mut pb = vec![0u8; plan_len];
         if read_upto(&journal, &mut pb, HEADER as u64)? < plan_len
             || Md5::digest(&pb)[..] != h[88..104]
@@ -1098,7 +1104,11 @@ impl Compactor {
                 }
                 len.min(self.block_max)
             } else {
-                rest.min(gap)
+                // Short of the gap by a nonce's length: the truncation
+                // writes its nonce at the new end, which must not reach the
+                // source of the last block (redone from there after a crash
+                // before the truncate record is complete).
+                rest.min(gap - NONCE as u64)
             };
             let mut b = Block {
                 run: self.run,
