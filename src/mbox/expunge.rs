@@ -127,11 +127,7 @@ impl Mailbox {
             Err(e) => {
                 if x.committed {
                     let full = match &e {
-                        MboxError::Io(io)
-                            if matches!(io.raw_os_error(), Some(libc::ENOSPC | libc::EDQUOT)) =>
-                        {
-                            file::spool_hint(io)
-                        }
+                        MboxError::Io(io) if file::no_space(io) => file::spool_hint(io),
                         _ => "",
                     };
                     crate::crit!(

@@ -123,6 +123,11 @@ pub fn spool_hint(e: &io::Error) -> &'static str {
     }
 }
 
+/// True if `e` says the disk is full or the quota used up.
+pub fn no_space(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::ENOSPC | libc::EDQUOT))
+}
+
 /// True if `e`, a failure to create a file in the spool directory, lasts
 /// until an administrator acts (no access, a read-only file system), unlike
 /// a full disk or quota.

@@ -83,7 +83,7 @@ use std::path::{Path, PathBuf};
 
 use md5::{Digest, Md5};
 
-use super::file::{FileId, read_upto, sibling};
+use super::file::{FileId, no_space, read_upto, sibling};
 use super::scan::DataSum;
 use super::uidl::UidKey;
 use crate::config::{COPY_CHUNK, JOURNAL_BLOCK};
@@ -115,6 +115,14 @@ pub struct Run {
     pub len: u64,
     /// Where they go (`dst <= src`).
     pub dst: u64,
+}
+
+impl Run {
+    /// Whether blocks of `block` bytes of this run go through the journal:
+    /// it moves, by less than a block, so source and destination overlap.
+    fn staged(&self, block: u64) -> bool {
+        self.src != self.dst && self.src - self.dst < block
+    }
 }
 
 /// What an expunge is going to do.
@@ -418,10 +426,10 @@ struct Block {
     len: u64,
     /// Its bytes go through the journal (source and destination overlap).
     data: bool,
-    /// Bytes staged into the journal (data blocks) so far, and their
-    /// checksum; the position staging reads from next.
+    /// Bytes staged into the journal (data blocks) so far, and their checksum.
     staged: u64,
     sum: Option<DataSum>,
+    /// Where staging reads next: `staged` bytes after (`run`, `off`).
     cursor: (usize, u64),
     /// The record is written: bytes copied to the destination so far.
     applying: Option<u64>,
@@ -472,10 +480,6 @@ const BLOCK_MIN: u64 = 4096;
 /// the staged data, the record) counts against a step's budget, in bytes.
 const BLOCK_COST: u64 = 256 * 1024;
 
-fn no_space(e: &io::Error) -> bool {
-    matches!(e.raw_os_error(), Some(libc::ENOSPC | libc::EDQUOT))
-}
-
 /// Reserves the disk space of both record slots of a journal for `plan`
 /// with blocks of `block` bytes (slots from `at`): each slot's record and
 /// as much data as one block stages, if any is staged. Where the file
@@ -487,7 +491,7 @@ fn reserve_slots(journal: &File, plan: &Plan, at: u64, block: u64) -> io::Result
     let staged: u64 = plan
         .runs
         .iter()
-        .filter(|r| r.src != r.dst && r.src - r.dst < block)
+        .filter(|r| r.staged(block))
         .map(|r| r.len)
         .sum();
     let need = REC_HEADER as u64 + staged.min(block);
@@ -735,15 +739,12 @@ impl Compactor {
                 best = Some((seq, head));
             }
         }
+        let out_of_range =
+            || io::Error::new(io::ErrorKind::InvalidData, "journal record out of range");
         let old = self.plan.old_size;
         let ext_src = match best.as_ref().map(|(_, h)| u64_at(h, 56)) {
             // Mail appended after a crash starts at or after the old end.
-            Some(src) if src != 0 && src < old => {
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    "journal record out of range",
-                ));
-            }
+            Some(src) if src != 0 && src < old => return Err(out_of_range()),
             Some(src) if src != 0 => Some(src),
             _ if size > old => Some(old + self.appended_lead(file, size)?),
             _ => None,
@@ -756,8 +757,6 @@ impl Compactor {
         let Some((seq, head)) = best else {
             return Ok(()); // nothing was written yet: start at the beginning
         };
-        let out_of_range =
-            || io::Error::new(io::ErrorKind::InvalidData, "journal record out of range");
         self.seq = seq.checked_add(1).ok_or_else(out_of_range)?;
         let run = usize::try_from(u64_at(&head, 16)).unwrap_or(usize::MAX);
         let off = u64_at(&head, 24);
@@ -765,12 +764,12 @@ impl Compactor {
         if head[12] == KIND_BLOCK {
             // A staged block may span runs; one copied directly may not.
             let data = head[13] == 1;
-            let fits = |r: Run| off.checked_add(len).is_some_and(|end| end <= r.len);
-            let spans = || self.advance(run, off, len).is_some();
-            if self
-                .run_at(run)
-                .is_none_or(|r| !(fits(r) || data && off < r.len && spans()))
-            {
+            let valid = match self.run_at(run) {
+                Some(r) if data => off < r.len && self.advance(run, off, len).is_some(),
+                Some(r) => off.checked_add(len).is_some_and(|end| end <= r.len),
+                None => false,
+            };
+            if !valid {
                 return Err(out_of_range());
             }
             self.run = run;
@@ -1086,7 +1085,7 @@ impl Compactor {
             }
             let gap = r.src - r.dst;
             let rest = r.len - self.off;
-            let data = gap < self.block_max;
+            let data = r.staged(self.block_max);
             // Earlier blocks durable before their records may be replaced.
             if self.seq > 0 {
                 file.sync_data()?;
@@ -1097,7 +1096,7 @@ impl Compactor {
                 let mut len = rest;
                 let mut next = self.run + 1;
                 while len < self.block_max
-                    && let Some(n) = self.run_at(next).filter(|n| n.src - n.dst < self.block_max)
+                    && let Some(n) = self.run_at(next).filter(|n| n.staged(self.block_max))
                 {
                     len += n.len;
                     next += 1;
