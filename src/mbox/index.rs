@@ -129,7 +129,7 @@ impl IndexSink {
 }
 
 impl Sink for IndexSink {
-    fn whole_sum(&self) -> bool {
+    fn whole_sum(&self, _ahead: usize) -> bool {
         // Filled in afterwards where the UIDL needs it (`sums.rs`).
         false
     }
@@ -182,10 +182,10 @@ impl<'a> VerifySink<'a> {
 }
 
 impl Sink for VerifySink<'_> {
-    fn whole_sum(&self) -> bool {
+    fn whole_sum(&self, ahead: usize) -> bool {
         // The sum the indexed entry has.
         self.expected
-            .get(self.matched)
+            .get(self.matched + ahead)
             .is_none_or(|want| want.uid_k > 0)
     }
 

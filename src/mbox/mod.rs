@@ -46,6 +46,7 @@ mod file;
 pub mod index;
 mod journal;
 mod lock;
+pub mod md5lanes;
 mod open;
 mod parallel;
 mod retired;

@@ -29,7 +29,7 @@ use std::fmt;
 use md5::{Digest, Md5};
 
 use super::index::Entry;
-use super::uidl;
+use super::{md5lanes, uidl};
 use crate::sys::simd::{BLOCK, mask_in_block};
 
 /// Bytes of a line kept before it is classified: enough for the longest header
@@ -137,61 +137,120 @@ pub fn find_byte(hay: &[u8], needle: u8) -> Option<usize> {
         .map(|p| at + p)
 }
 
-/// MD5 of a message's UIDL header lines. They come a line (a few dozen
-/// bytes) at a time, and each `Md5::update` with a short piece costs a call
-/// to `memcpy`, which the musl libc of the static build makes slow for short
-/// copies (about six calls per message); so the lines gather here first, with
-/// word-sized moves, and go to the MD5 state [`UidHash::STAGE`] bytes at a
-/// time (most messages: once).
-#[derive(Clone)]
-struct UidHash {
-    md5: Md5,
-    stage: [u8; UidHash::STAGE],
+/// The UIDL digests (MD5 of the selected header lines) of the messages a
+/// feed ends, computed together, [`md5lanes::LANES`] at a time (`md5lanes.rs`): one
+/// MD5 at a time leaves the CPU waiting on each step's result, and this was
+/// a fifth of a scan.
+///
+/// Each message's lines gather in a slot of their own, with word-sized moves
+/// (each `Md5::update` with a short piece would cost a call to `memcpy`,
+/// which the musl libc of the static build makes slow for short copies). A
+/// message whose lines outgrow its slot (rare: many `Delivered-To:` lines)
+/// streams them through an MD5 of its own instead. Ended messages wait here,
+/// their entries without digest, until [`UidBatch::BATCH`] are waiting or
+/// the feed ends.
+struct UidBatch {
+    /// The waiting messages' slots, then the current message's (at index
+    /// `waiting.len()`): its bytes, and room for MD5's padding.
+    slots: Box<[[u8; UidBatch::SLOT]]>,
+    /// Bytes in the current message's slot.
     fill: usize,
+    /// The current message's MD5 so far, once its bytes outgrew the slot.
+    streamed: Option<Md5>,
+    /// Ended messages not yet given to the sink, with the bytes in their
+    /// slot (`None`: the digest is in the entry already).
+    waiting: Vec<(Entry, Option<usize>)>,
 }
 
-impl fmt::Debug for UidHash {
+impl fmt::Debug for UidBatch {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("UidHash").field("fill", &self.fill).finish()
+        f.debug_struct("UidBatch")
+            .field("fill", &self.fill)
+            .field("waiting", &self.waiting.len())
+            .finish()
     }
 }
 
-impl UidHash {
+impl UidBatch {
+    /// Messages that wait at most.
+    const BATCH: usize = 16;
+    /// A slot's bytes before it streams.
     const STAGE: usize = 512;
+    const SLOT: usize = md5lanes::padded_len(UidBatch::STAGE);
 
-    fn new() -> UidHash {
-        UidHash {
-            md5: Md5::new(),
-            stage: [0; UidHash::STAGE],
+    fn new() -> UidBatch {
+        UidBatch {
+            slots: vec![[0; UidBatch::SLOT]; UidBatch::BATCH].into_boxed_slice(),
             fill: 0,
+            streamed: None,
+            waiting: Vec::with_capacity(UidBatch::BATCH),
         }
     }
 
+    /// Adds bytes to the current message's digest.
     fn update(&mut self, mut bytes: &[u8]) {
+        let slot = &mut self.slots[self.waiting.len()];
         while !bytes.is_empty() {
-            let n = (Self::STAGE - self.fill).min(bytes.len());
-            let (now, rest) = bytes.split_at(n);
-            copy_short(&mut self.stage[self.fill..self.fill + n], now);
-            self.fill += n;
-            bytes = rest;
             if self.fill == Self::STAGE {
-                self.md5.update(self.stage.as_slice());
+                self.streamed
+                    .get_or_insert_with(Md5::new)
+                    .update(&slot[..Self::STAGE]);
                 self.fill = 0;
             }
+            let n = (Self::STAGE - self.fill).min(bytes.len());
+            let (now, rest) = bytes.split_at(n);
+            copy_short(&mut slot[self.fill..self.fill + n], now);
+            self.fill += n;
+            bytes = rest;
         }
     }
 
-    /// The digest of everything fed since the last one.
-    fn finalize_reset(&mut self) -> [u8; 16] {
-        self.md5.update(&self.stage[..self.fill]);
-        self.fill = 0;
-        self.md5.finalize_reset().into()
+    /// Ends the current message: `entry` waits for its digest. True if
+    /// [`UidBatch::BATCH`] messages now wait.
+    fn end(&mut self, mut entry: Entry) -> bool {
+        let fill = std::mem::take(&mut self.fill);
+        let bytes = match self.streamed.take() {
+            Some(mut md5) => {
+                md5.update(&self.slots[self.waiting.len()][..fill]);
+                entry.digest.copy_from_slice(&md5.finalize()[..8]);
+                None
+            }
+            None => Some(fill),
+        };
+        self.waiting.push((entry, bytes));
+        self.waiting.len() == Self::BATCH
+    }
+
+    /// Fills in the waiting entries' digests and hands them out, in order.
+    fn drain(&mut self) -> impl Iterator<Item = Entry> + '_ {
+        let mut inputs: [&[u8]; UidBatch::BATCH] = [&[]; UidBatch::BATCH];
+        let mut which = [0; UidBatch::BATCH];
+        let mut n = 0;
+        for (k, (slot, (_, bytes))) in self.slots.iter_mut().zip(&self.waiting).enumerate() {
+            if let Some(len) = *bytes {
+                inputs[n] = md5lanes::pad(slot, len);
+                which[n] = k;
+                n += 1;
+            }
+        }
+        let mut digests = [[0; 16]; UidBatch::BATCH];
+        md5lanes::digest_padded(&inputs[..n], &mut digests);
+        for (k, digest) in which[..n].iter().zip(&digests) {
+            self.waiting[*k].0.digest.copy_from_slice(&digest[..8]);
+        }
+        // The current message's bytes so far move to the first slot (when
+        // all slots wait, no message has begun).
+        if self.fill > 0 && !self.waiting.is_empty() {
+            let (first, current) = self.slots.split_at_mut(self.waiting.len());
+            first[0][..self.fill].copy_from_slice(&current[0][..self.fill]);
+        }
+        self.waiting.drain(..).map(|(entry, _)| entry)
     }
 }
 
 /// Copies `src` into `dst` (the same length) eight bytes at a time and the
 /// last few one by one, in moves the compiler keeps inline (see
-/// [`UidHash`]).
+/// [`UidBatch`]).
 fn copy_short(dst: &mut [u8], src: &[u8]) {
     debug_assert_eq!(dst.len(), src.len());
     let mut d = dst.chunks_exact_mut(8);
@@ -319,7 +378,8 @@ impl DataSum {
     }
 }
 
-/// Receives each message's entry as soon as its end is known.
+/// Receives each message's entry, in file order, by the time the
+/// [`Scanner::feed`] (or [`Scanner::finish`]) that found its end returns.
 pub trait Sink {
     /// Whether the next message's [`Entry::data_sum`] is the sum of all its
     /// data, or only of its header lines (the lines before the empty line
@@ -327,8 +387,11 @@ pub trait Sink {
     /// uses; hashing it is a sixth of a cold scan's time, and most messages'
     /// UIDLs do not need it, so an index scan takes the header lines' sum
     /// (which still tells in-place header edits apart) and the messages
-    /// that need more are hashed afterwards (`sums.rs`).
-    fn whole_sum(&self) -> bool {
+    /// that need more are hashed afterwards (`sums.rs`). `ahead`: messages
+    /// the scanner has ended but not given to the sink yet (the next one
+    /// is that many places after the last one given).
+    fn whole_sum(&self, ahead: usize) -> bool {
+        let _ = ahead;
         true
     }
 
@@ -498,7 +561,7 @@ pub struct Scanner<S> {
     /// The current header line is part of the UIDL digest.
     selected: bool,
     seen_received: bool,
-    uid_md5: UidHash,
+    uid_md5: UidBatch,
     data_sum: DataSum,
     /// Data bytes of the current message already in `data_sum`. The rest
     /// (all in the chunk being fed) go in at once when the chunk or the
@@ -540,7 +603,7 @@ impl<S: Sink> Scanner<S> {
             whole_sum: true,
             selected: false,
             seen_received: false,
-            uid_md5: UidHash::new(),
+            uid_md5: UidBatch::new(),
             data_sum: DataSum::default(),
             summed: 0,
             chunk_base: u64::MAX,
@@ -599,7 +662,9 @@ impl<S: Sink> Scanner<S> {
             self.sum_data(chunk);
         }
         self.chunk_base = u64::MAX;
-        fed
+        // The messages before a scan error come first: their sink may
+        // refuse one of them.
+        self.deliver().and(fed)
     }
 
     /// The body of [`Scanner::feed`]: `chunk` is what is left of `whole`.
@@ -701,6 +766,12 @@ impl<S: Sink> Scanner<S> {
 
     /// Ends the scan at end of file and returns the sink.
     pub fn finish(mut self) -> Result<S, ScanError> {
+        let ended = self.end_file();
+        self.deliver().and(ended)?;
+        Ok(self.sink)
+    }
+
+    fn end_file(&mut self) -> Result<(), ScanError> {
         if self.line == Line::Undecided && self.head_len > 0 {
             // A last line without LF, shorter than HEAD.
             self.decide(&[])?;
@@ -708,7 +779,7 @@ impl<S: Sink> Scanner<S> {
         if self.in_msg {
             self.end_message(&[])?;
         }
-        Ok(self.sink)
+        Ok(())
     }
 
     /// Classifies the current line from its first bytes and accounts for
@@ -937,7 +1008,7 @@ impl<S: Sink> Scanner<S> {
         self.ends_lf = false;
         self.in_headers = true;
         self.header_len = 0;
-        self.whole_sum = self.sink.whole_sum();
+        self.whole_sum = self.sink.whole_sum(self.uid_md5.waiting.len());
         self.selected = false;
         self.seen_received = false;
         self.pending = Pending::None;
@@ -984,21 +1055,30 @@ impl<S: Sink> Scanner<S> {
             });
         };
         self.sum_data(whole);
-        let uid = self.uid_md5.finalize_reset();
         let data_sum = std::mem::take(&mut self.data_sum).entry_bytes();
-        let mut digest = [0; 8];
-        digest.copy_from_slice(&uid[..8]);
         let entry = Entry {
             raw_start: self.raw_start,
             data_len: self.data_len,
             size_extra,
             // Checked in `stream`; a From_ head is at most HEAD bytes.
             from_len: self.from_len as u32,
-            digest,
+            // Filled in by `uid_md5`.
+            digest: [0; 8],
             data_sum,
             uid_k: 0,
         };
-        self.sink.message(&entry)
+        if self.uid_md5.end(entry) {
+            self.deliver()?;
+        }
+        Ok(())
+    }
+
+    /// Gives the messages that wait for their digest to the sink.
+    fn deliver(&mut self) -> Result<(), ScanError> {
+        for entry in self.uid_md5.drain() {
+            self.sink.message(&entry)?;
+        }
+        Ok(())
     }
 }
 
@@ -1234,30 +1314,58 @@ mod tests {
         assert_eq!(scan_chunked(&m, 1).unwrap(), e);
     }
 
+    /// Messages of every size around the slot's, in pieces of every size:
+    /// each waiting entry gets the MD5 of its bytes, in order, whether it
+    /// fit its slot or streamed.
     #[test]
-    fn uid_hash_is_md5_of_the_pieces_fed() {
+    fn uid_batch_digests_are_md5_of_the_pieces_fed() {
         let data: Vec<u8> = (0..3000u32).map(|i| (i * 7 + i / 13) as u8).collect();
-        let mut h = UidHash::new();
-        for cuts in [
-            &[0usize, 1, 7, 8, 9, 63, 64, 65, 511, 512, 513][..],
-            &[3000],
-            &[0, 0, 512, 1024, 1025],
-        ] {
-            let mut want = Md5::new();
+        let mut b = UidBatch::new();
+        let mut want = Vec::new();
+        let mut got = Vec::new();
+        let lens = [0, 1, 55, 56, 64, 511, 512, 513, 1024, 1025, 3000, 200, 7];
+        for (m, &len) in lens
+            .iter()
+            .cycle()
+            .enumerate()
+            .take(3 * UidBatch::BATCH + 5)
+        {
+            let bytes = &data[..len];
             let mut from = 0;
-            for (k, &len) in cuts.iter().cycle().enumerate().take(40) {
-                let to = (from + len + k % 3).min(data.len());
-                h.update(&data[from..to]);
-                want.update(&data[from..to]);
+            for piece in [0usize, 1, 7, 8, 9, 63, 64, 65, 511, 512, 513]
+                .iter()
+                .cycle()
+            {
+                let to = (from + piece + m % 3).min(len);
+                b.update(&bytes[from..to]);
+                if m % 4 == 1 && from < len / 2 && to >= len / 2 {
+                    // A feed ends inside this message.
+                    got.extend(b.drain().map(|e| (e.raw_start, e.digest)));
+                }
                 from = to;
+                if from == len {
+                    break;
+                }
             }
-            assert_eq!(h.finalize_reset(), <[u8; 16]>::from(want.finalize()));
+            let mut digest = [0; 8];
+            digest.copy_from_slice(&Md5::digest(bytes)[..8]);
+            want.push(digest);
+            let entry = Entry {
+                raw_start: m as u64,
+                data_len: 1,
+                size_extra: 0,
+                from_len: 5,
+                digest: [0; 8],
+                data_sum: [0; 4],
+                uid_k: 0,
+            };
+            if b.end(entry) || m % 5 == 0 {
+                got.extend(b.drain().map(|e| (e.raw_start, e.digest)));
+            }
         }
-        assert_eq!(
-            h.finalize_reset(),
-            <[u8; 16]>::from(Md5::digest(b"")),
-            "reset after each digest"
-        );
+        got.extend(b.drain().map(|e| (e.raw_start, e.digest)));
+        let want: Vec<(u64, [u8; 8])> = (0u64..).zip(want).collect();
+        assert_eq!(got, want);
     }
 
     #[test]
