@@ -138,9 +138,9 @@ pub fn find_byte(hay: &[u8], needle: u8) -> Option<usize> {
 }
 
 /// The UIDL digests (MD5 of the selected header lines) of the messages a
-/// feed ends, computed together, [`md5lanes::LANES`] at a time (`md5lanes.rs`): one
-/// MD5 at a time leaves the CPU waiting on each step's result, and this was
-/// a fifth of a scan.
+/// feed ends, computed together, [`md5lanes::LANES`] at a time: one MD5 at
+/// a time leaves the CPU waiting on each step's result, and was a fifth of
+/// a scan.
 ///
 /// Each message's lines gather in a slot of their own, with word-sized moves
 /// (each `Md5::update` with a short piece would cost a call to `memcpy`,
