@@ -1496,6 +1496,76 @@ mod tests {
         }
     }
 
+    /// Every entry's digest is MD5 of its selected header lines as a plain
+    /// line-by-line reading finds them, whatever the number of messages a
+    /// feed ends (none to hundreds), however the feeds cut the messages, and
+    /// whether a message's selected lines fit their slot or stream (far over
+    /// 512 bytes of `Delivered-To:` lines).
+    #[test]
+    fn digests_are_md5_of_the_selected_lines_in_any_pieces() {
+        let mut x = 0x1234_5678_9abc_def1u64;
+        let mut next = move |n: u64| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x % n
+        };
+        let names: [&[u8]; 8] = [
+            b"Received: ",
+            b"Date: ",
+            b"Message-ID: ",
+            b"Delivered-To: ",
+            b"X-Delivery-ID: ",
+            b"Subject: ",
+            b" ",
+            b"\t",
+        ];
+        for round in 0..300 {
+            let nl: &[u8] = if round % 4 == 0 { b"\r\n" } else { b"\n" };
+            let mut m = Vec::new();
+            for _ in 0..next(70) {
+                m.extend_from_slice(b"From a Mon Jan  1 00:00:00 2024");
+                m.extend_from_slice(nl);
+                let lines = if next(6) == 0 { 5 + next(60) } else { next(12) };
+                for _ in 0..lines {
+                    m.extend_from_slice(names[next(names.len() as u64) as usize]);
+                    let len = [next(4), next(64), next(600)][next(3) as usize];
+                    m.extend((0..len).map(|j| b'a' + (j % 26) as u8));
+                    m.extend_from_slice(nl);
+                }
+                m.extend_from_slice(nl);
+                m.extend_from_slice(b"body");
+                m.extend_from_slice(nl);
+                m.extend_from_slice(nl);
+            }
+            let cuts: Vec<usize> = (0..1 + next(20))
+                .map(|_| 1 + [next(3), next(700), next(5000), 1 << 20][next(4) as usize] as usize)
+                .collect();
+            let mut s = Scanner::new(Collect::default());
+            let (mut at, mut k) = (0, 0);
+            while at < m.len() {
+                let to = (at + cuts[k % cuts.len()]).min(m.len());
+                s.feed(&m[at..to]).unwrap();
+                (at, k) = (to, k + 1);
+            }
+            for e in s.finish().unwrap().0 {
+                let start = e.data_start() as usize;
+                let mut want = Md5::new();
+                let (mut selected, mut seen) = (false, false);
+                for line in m[start..start + e.data_len as usize].split_inclusive(|&b| b == b'\n') {
+                    if line == b"\n" || line == b"\r\n" {
+                        break;
+                    }
+                    selected = uidl::select(&line[..line.len().min(HEAD)], selected, &mut seen);
+                    if selected {
+                        want.update(line);
+                    }
+                }
+                assert_eq!(e.digest[..], want.finalize()[..8], "round {round}, {e:?}");
+            }
+        }
+    }
+
     #[test]
     fn long_from_line() {
         let mut m = b"From ".to_vec();
