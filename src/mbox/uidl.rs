@@ -148,33 +148,68 @@ fn digest_of(e: &Entry) -> u64 {
 /// messages whose id is not simply popa3d's: those whose digest another
 /// message has too, and those whose popa3d id a deleted message held. Only
 /// these need a look from [`needing_sums`] and [`assign`]; in most mailboxes
-/// there are none, and finding that out costs one sort of 8-byte digests.
+/// there are none.
+///
+/// Finding that out costs a few passes over the digests with two bit sets
+/// of at least 8 bits per message (a digest's low bits pick its bit): only
+/// digests whose bit is set twice may repeat, and only those few candidates
+/// are sorted to find the digests that do. (Sorting every digest took 4 ms
+/// of the 15 ms that follow the scan of a 200,000-message mailbox; this
+/// takes 1.5-2.) Digests made to share their low bits cost at most the sort
+/// of all of them.
 pub fn contested(entries: &[Entry], retired: &Retired) -> Vec<usize> {
-    let mut digests: Vec<u64> = entries.iter().map(digest_of).collect();
-    digests.sort_unstable();
-    let mut flagged: Vec<u64> = digests
+    let bits = (entries.len() * 8).next_power_of_two().max(64);
+    let slot = |d: u64| ((d as usize & (bits - 1)) / 64, 1u64 << (d % 64));
+    let test = |set: &[u64], d: u64| {
+        let (w, b) = slot(d);
+        set[w] & b != 0
+    };
+    let (mut seen, mut twice) = (vec![0u64; bits / 64], vec![0u64; bits / 64]);
+    for e in entries {
+        let (w, b) = slot(digest_of(e));
+        twice[w] |= seen[w] & b;
+        seen[w] |= b;
+    }
+    let mut candidates: Vec<u64> = entries
+        .iter()
+        .map(digest_of)
+        .filter(|&d| test(&twice, d))
+        .collect();
+    candidates.sort_unstable();
+    let mut flagged: Vec<u64> = candidates
         .windows(2)
         .filter(|w| w[0] == w[1])
         .map(|w| w[0])
         .collect();
+    drop(candidates);
+    // Retired popa3d ids that a message may have (one that none has flags
+    // nothing below).
     flagged.extend(
         retired
             .keys
             .iter()
             .filter(|k| k.2 == 0)
             .map(|k| u64::from_be_bytes(k.0))
-            .filter(|d| digests.binary_search(d).is_ok()),
+            .filter(|&d| test(&seen, d)),
     );
-    drop(digests);
     if flagged.is_empty() {
         return Vec::new();
     }
     flagged.sort_unstable();
     flagged.dedup();
+    let mut marked = seen;
+    marked.fill(0);
+    for &d in &flagged {
+        let (w, b) = slot(d);
+        marked[w] |= b;
+    }
     entries
         .iter()
         .enumerate()
-        .filter(|(_, e)| flagged.binary_search(&digest_of(e)).is_ok())
+        .filter(|(_, e)| {
+            let d = digest_of(e);
+            test(&marked, d) && flagged.binary_search(&d).is_ok()
+        })
         .map(|(m, _)| m)
         .collect()
 }
@@ -374,6 +409,72 @@ mod tests {
         }
         assign(&mut v, &c, retired);
         v
+    }
+
+    /// What `contested` finds, by sorting every digest.
+    fn contested_model(entries: &[Entry], retired: &Retired) -> Vec<usize> {
+        let mut digests: Vec<u64> = entries.iter().map(digest_of).collect();
+        digests.sort_unstable();
+        let repeated = |d: u64| {
+            let first = digests.partition_point(|&x| x < d);
+            digests.get(first + 1) == Some(&d)
+        };
+        let retired_popa3d = |d: u64| retired.contains(&(d.to_be_bytes(), [0; 4], 0));
+        (0..entries.len())
+            .filter(|&m| {
+                let d = digest_of(&entries[m]);
+                repeated(d) || retired_popa3d(d)
+            })
+            .collect()
+    }
+
+    /// Digests drawn from a small pool (so that some repeat) or made to share
+    /// their low bits with one another (so that the bit sets say "maybe"
+    /// without a repeat), with retired ids held and not held by a message.
+    #[test]
+    fn contested_matches_a_sort_of_every_digest() {
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for round in 0..400 {
+            let n = [0, 1, 2, 3, 7, 8, 9, 63, 64, 65, 500, 5000][round % 12];
+            let pool = 1 + next() % (2 * n as u64 + 1);
+            let shared_low = next() % 3 == 0;
+            let entries: Vec<Entry> = (0..n)
+                .map(|_| {
+                    let mut d = if next() % 2 == 0 {
+                        next() % pool
+                    } else {
+                        next()
+                    };
+                    if shared_low {
+                        d = (d << 16) | 0x5a5a;
+                    }
+                    let mut e = entry(b"", [0; 4]);
+                    e.digest = d.to_be_bytes();
+                    e
+                })
+                .collect();
+            let mut keys: Vec<UidKey> = (0..next() % 6)
+                .map(|_| match (entries.is_empty(), next() % 3) {
+                    (false, 0) => key(&entries[next() as usize % n], 0),
+                    (false, 1) => key(&entries[next() as usize % n], 1 + next() as u32 % 3),
+                    _ => (next().to_be_bytes(), [0; 4], 0),
+                })
+                .collect();
+            keys.sort_unstable();
+            keys.dedup();
+            let retired = Retired::from_keys(keys);
+            assert_eq!(
+                contested(&entries, &retired),
+                contested_model(&entries, &retired),
+                "round {round}"
+            );
+        }
     }
 
     #[test]
