@@ -41,6 +41,10 @@ pub const SCAN_CHUNK: usize = 64 * 1024;
 pub const SCAN_BUDGET: usize = 1024 * 1024;
 /// Bytes of mailbox one expunge step copies (one event-loop turn of an expunge).
 pub const EXPUNGE_BUDGET: usize = 1024 * 1024;
+/// Bytes of index file one step writes after PASS was answered, while the
+/// session waits for a command (small: a command that arrives waits for at
+/// most one step, a fraction of a millisecond).
+pub const STORE_BUDGET: usize = 256 * 1024;
 
 /// An expunge that moves at least this many bytes answers QUIT as soon as its
 /// plan is durable (the journal is fsynced: the deletion can no longer be

@@ -236,6 +236,13 @@ fn root_daemon_keeps_the_index_file_across_restarts() {
             pop.ok("DELE 1");
         }
         pop.quit();
+        // The index file a scan started is written after PASS is answered,
+        // and finished after the end if the session is quicker; it appears
+        // whole (renamed into place). Dropping `d` kills the daemon.
+        let t = std::time::Instant::now();
+        while !index.exists() && t.elapsed() < REPLY_TIMEOUT {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
         (read, stat, uidl)
     };
     let (cold, stat, uidl) = session(false);

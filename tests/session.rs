@@ -922,6 +922,48 @@ fn inetd_sessions_reopen_a_large_mailbox_from_its_index_file() {
     );
 }
 
+/// The index file a scan starts is written after PASS is answered, while the
+/// session waits for commands: a session that ends at once (QUIT right after
+/// PASS, or the client gone) leaves it to be finished before the process
+/// exits, and the next session reads it instead of the mailbox.
+#[test]
+fn an_index_file_started_by_a_scan_outlives_a_quick_session() {
+    let mut w = World::new();
+    let u = w.user("alice", "alice-pw");
+    let data = large_mbox(40_000);
+    let size = data.len() as u64;
+    let path = w.write_mailbox(&u, &data);
+    age_file(&path);
+    let index = path.with_file_name(".alice.pop3d-index");
+    for quit in [true, false] {
+        let _ = fs::remove_file(&index);
+        let (mut server, mut pop) = w.inetd(&[]);
+        pop.greeting();
+        pop.login(&u.name, &u.pass);
+        if quit {
+            pop.quit();
+        } else {
+            drop(pop);
+        }
+        server.wait_exit(REPLY_TIMEOUT);
+        assert!(
+            index.exists(),
+            "no index file after a session that ended with {}",
+            if quit { "QUIT" } else { "a hang-up" }
+        );
+        let (mut server, mut pop) = w.inetd(&[]);
+        pop.greeting();
+        pop.login(&u.name, &u.pass);
+        let read = bytes_read(server.pid());
+        pop.quit();
+        assert!(server.wait_exit(REPLY_TIMEOUT).success());
+        assert!(
+            read < size / 10,
+            "the next session read {read} bytes of {size}"
+        );
+    }
+}
+
 /// The first scan of a large mailbox shared by four threads (cut only where
 /// `From ` follows an empty line; the mailbox has quoted and unquoted `From `
 /// lines, dot lines, repeated headers and bodies, and a last message without

@@ -82,6 +82,8 @@ impl Mailbox {
     /// Nothing is done until [`Mailbox::expunge_step`]. With nothing marked
     /// the file is never touched, even if it changed (as popa3d).
     pub fn expunge_start(&mut self, deleted: &[bool]) {
+        // The index is about to change: an index file of it is no use now.
+        self.storing = None;
         let skip = usize::from(self.index.hidden_first).min(self.index.entries.len());
         let mut summary = Expunged::default();
         let mut marks = vec![false; self.index.entries.len()];

@@ -150,6 +150,10 @@ pub struct Mailbox {
     /// Parts that scan was cut into, each scanned by its own thread (0: no scan).
     scan_parts: usize,
     expunging: Option<Box<expunge::Expunging>>,
+    /// The index file the opening started, written in steps after the
+    /// mailbox was handed over ([`Mailbox::store_step`]), so that a client
+    /// waiting for PASS's answer does not wait for it too.
+    storing: Option<Box<stored::Writer>>,
 }
 
 impl Mailbox {
@@ -170,6 +174,7 @@ impl Mailbox {
             scanned: 0,
             scan_parts: 0,
             expunging: None,
+            storing: None,
         }
     }
 
@@ -184,7 +189,9 @@ impl Mailbox {
     /// I/O error. [`MboxError::InUse`] if the lock is not had within
     /// `limits.lock_wait`.
     pub fn open(path: &Path, limits: &MailboxLimits) -> Result<Mailbox, MboxError> {
-        Opening::start(path, limits, None)?.finish_blocking(SCAN_BUDGET)
+        let mut mb = Opening::start(path, limits, None)?.finish_blocking(SCAN_BUDGET)?;
+        while mb.store_step(SCAN_BUDGET) {}
+        Ok(mb)
     }
 
     /// Like [`Mailbox::open`], using and refreshing `cache`.
@@ -193,7 +200,37 @@ impl Mailbox {
         limits: &MailboxLimits,
         cache: &mut IndexCache,
     ) -> Result<Mailbox, MboxError> {
-        Opening::start(path, limits, Some(cache))?.finish_blocking(SCAN_BUDGET)
+        let mut mb = Opening::start(path, limits, Some(cache))?.finish_blocking(SCAN_BUDGET)?;
+        while mb.store_step(SCAN_BUDGET) {}
+        Ok(mb)
+    }
+
+    /// True while the index file the opening started is still being
+    /// written: call [`Mailbox::store_step`] when there is nothing else to
+    /// do, and until it says it is done.
+    pub fn storing(&self) -> bool {
+        self.storing.is_some()
+    }
+
+    /// Writes about `budget` bytes more of the index file the opening
+    /// started; true while more remains. The file is given up (its
+    /// temporary file removed) when the mailbox turned out changed
+    /// underneath, and when an expunge starts, which writes its own.
+    pub fn store_step(&mut self, budget: usize) -> bool {
+        let Some(w) = self.storing.as_mut() else {
+            return false;
+        };
+        if self.broken || w.advance(&self.index, budget) {
+            self.storing = None;
+            return false;
+        }
+        true
+    }
+
+    /// Gives up the index file the opening started (its temporary file is
+    /// removed).
+    pub fn store_give_up(&mut self) {
+        self.storing = None;
     }
 
     /// Gives the index back to `cache` for the next session (the daemon calls

@@ -21,11 +21,11 @@
 //! 5. a cached index is spot-checked and only the appended bytes are scanned;
 //!    without one, the whole file is scanned;
 //! 6. the messages whose UIDL needs a data sum are hashed (`sums.rs`: a
-//!    scan leaves them out), the locks are dropped, UIDLs assigned; an
-//!    index that took a long scan
-//!    (or that came from the index file and was only now confirmed) is
-//!    written to the index file in steps; [`Step::Done`] hands over the
-//!    [`Mailbox`].
+//!    scan leaves them out), the locks are dropped, UIDLs assigned;
+//!    [`Step::Done`] hands over the [`Mailbox`]. An index that took a long
+//!    scan (or that came from the index file and was only now confirmed)
+//!    goes to the index file: the file is started here and written in steps
+//!    by [`Mailbox::store_step`] once the session has answered PASS.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -98,8 +98,6 @@ enum State {
     Summing(Box<Scanned>, Box<SumJob>),
     /// Reading the index file.
     Loading(Box<stored::Reader>),
-    /// Writing the index file; the mailbox is ready.
-    Storing(Box<Mailbox>, Box<stored::Writer>),
     Spent,
 }
 
@@ -259,13 +257,6 @@ impl Opening {
                         self.state = State::Locking;
                     }
                 }
-                Ok(Step::Pending)
-            }
-            State::Storing(mb, mut w) => {
-                if w.advance(&mb.index, budget) {
-                    return Ok(Step::Done(mb));
-                }
-                self.state = State::Storing(mb, w);
                 Ok(Step::Pending)
             }
             State::Recovering(mut c) => {
@@ -569,20 +560,14 @@ impl Opening {
         self.done(mb, store)
     }
 
-    /// Hands over `mb`, after writing its index file first if `store`.
-    fn done(&mut self, mb: Mailbox, store: bool) -> Step {
-        let writer = if store {
-            stored::Writer::start(&mb)
-        } else {
-            None
-        };
-        match writer {
-            Some(w) => {
-                self.state = State::Storing(Box::new(mb), Box::new(w));
-                Step::Pending
-            }
-            None => Step::Done(Box::new(mb)),
+    /// Hands over `mb`, with its index file started if `store`: the rest of
+    /// the file is written by [`Mailbox::store_step`], after the caller has
+    /// answered its client.
+    fn done(&mut self, mut mb: Mailbox, store: bool) -> Step {
+        if store {
+            mb.storing = stored::Writer::start(&mb).map(Box::new);
         }
+        Step::Done(Box::new(mb))
     }
 
     fn mailbox(

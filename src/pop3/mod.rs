@@ -33,4 +33,11 @@ pub trait Store {
     /// Does a bounded piece of the expunge (about `budget` bytes of copying,
     /// or one lock attempt).
     fn expunge_step(&mut self, budget: usize) -> Result<ExpungeStep, MboxError>;
+    /// True while the store has work of its own left from the opening
+    /// (writing its index file), done by [`Store::background_step`] while
+    /// the session waits for a command and after it ends.
+    fn background_pending(&self) -> bool;
+    /// Does a bounded piece of that work (about `budget` bytes); true while
+    /// more remains.
+    fn background_step(&mut self, budget: usize) -> bool;
 }

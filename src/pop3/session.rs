@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use crate::config::{
     AUTH_LINE_MAX, EXPUNGE_BUDGET, EXPUNGE_EARLY_ANSWER, INPUT_BUF, LINE_MAX, REPLY_LINE_MAX,
-    SessionLimits, USER_MAX,
+    STORE_BUDGET, SessionLimits, USER_MAX,
 };
 use crate::mbox::{Encoder, ExpungeStep, Expunged, MboxError};
 
@@ -159,6 +159,9 @@ pub struct Session<S> {
     spent_store: Option<S>,
     /// The spent store still has a committed expunge to finish.
     finishing: bool,
+    /// The spent store still has work of its own left from the opening
+    /// ([`Store::background_pending`]).
+    storing: bool,
 }
 
 /// What is left to do after the session ended ([`Session::finish_step`]).
@@ -170,6 +173,9 @@ pub enum Finish {
     Busy,
     /// Call again after this long.
     Sleep(Duration),
+    /// The store's own work (see [`Store::background_step`]) is done, and
+    /// with it everything: the connection can go.
+    Stored,
     /// The expunge stopped on an error (the store logged it; the journal
     /// lets the next opening finish it): the connection can go.
     Failed,
@@ -207,6 +213,7 @@ impl<S: Store> Session<S> {
             auth_request: None,
             spent_store: None,
             finishing: false,
+            storing: false,
         }
     }
 
@@ -242,6 +249,7 @@ impl<S: Store> Session<S> {
             if let Some(end) = self.ending.take() {
                 if let Phase::Transaction(txn) = std::mem::replace(&mut self.phase, Phase::Ended) {
                     self.finishing = txn.finishing;
+                    self.storing = txn.store.background_pending();
                     self.spent_store = Some(txn.store);
                 }
                 self.pending = Pending::None;
@@ -286,6 +294,16 @@ impl<S: Store> Session<S> {
                         let authenticated = self.authenticated();
                         self.ending = Some(End::Disconnected { authenticated });
                         continue;
+                    }
+                    // Nothing to answer, nothing unsent: the store's own
+                    // work gets a step (a command that comes meanwhile is
+                    // read and answered first in the next turn).
+                    if let Phase::Transaction(txn) = &mut self.phase
+                        && out.is_empty()
+                        && txn.store.background_pending()
+                    {
+                        txn.store.background_step(STORE_BUDGET);
+                        return Want::Busy;
                     }
                     return Want::Input;
                 }
@@ -478,21 +496,30 @@ impl<S: Store> Session<S> {
         }
     }
 
-    /// True while an expunge answered at its commit point still runs after
-    /// the end: the driver calls [`Session::finish_step`] until it is done.
+    /// True while an expunge answered at its commit point, or the store's
+    /// own work ([`Store::background_pending`]), still runs after the end:
+    /// the driver calls [`Session::finish_step`] until it is done.
     pub fn finishing(&self) -> bool {
-        self.finishing
+        self.finishing || self.storing
     }
 
     /// After the end: one bounded step of an expunge whose QUIT was answered
     /// when its plan became durable (the messages were as good as deleted
-    /// then, see [`ExpungeStep::Committed`]). A failure now was logged by the
-    /// store, and the journal lets the next opening finish the work.
+    /// then, see [`ExpungeStep::Committed`]), or else of the store's own
+    /// work. A failure now was logged by the store, and the journal lets the
+    /// next opening finish the work.
     pub fn finish_step(&mut self) -> Finish {
         let store = match self.spent_store.as_mut() {
-            Some(store) if self.finishing => store,
+            Some(store) if self.finishing || self.storing => store,
             _ => return Finish::Done,
         };
+        if !self.finishing {
+            if store.background_step(STORE_BUDGET) {
+                return Finish::Busy;
+            }
+            self.storing = false;
+            return Finish::Stored;
+        }
         match store.expunge_step(EXPUNGE_BUDGET) {
             Ok(ExpungeStep::Pending | ExpungeStep::Committed { .. }) => Finish::Busy,
             Ok(ExpungeStep::Waiting(d)) => Finish::Sleep(d),
@@ -899,6 +926,8 @@ mod tests {
         steps_left: u32,
         /// Bytes the expunge says it moves when it commits.
         moving: u64,
+        /// Steps of background work left (as an index file being written).
+        background: std::rc::Rc<std::cell::Cell<u32>>,
     }
 
     impl Store for Fake {
@@ -933,6 +962,8 @@ mod tests {
         fn expunge_start(&mut self, deleted: &[bool]) {
             *self.expunged.borrow_mut() = Some(deleted.to_vec());
             self.steps_left = 4;
+            // As the mailbox: an expunge gives up the index file.
+            self.background.set(0);
         }
         fn expunge_step(&mut self, _budget: usize) -> Result<ExpungeStep, MboxError> {
             // A few steps like the real thing: a wait for the lock, the
@@ -955,6 +986,15 @@ mod tests {
                 _ => panic!("a step after the end"),
             }
         }
+        fn background_pending(&self) -> bool {
+            self.background.get() > 0
+        }
+        fn background_step(&mut self, _budget: usize) -> bool {
+            let left = self.background.get();
+            assert!(left > 0, "a background step with none left");
+            self.background.set(left - 1);
+            left > 1
+        }
     }
 
     fn fake(msgs: &[&[u8]]) -> Fake {
@@ -964,6 +1004,7 @@ mod tests {
             expunged: Default::default(),
             steps_left: 0,
             moving: 0,
+            background: Default::default(),
         }
     }
 
@@ -1139,6 +1180,91 @@ mod tests {
         assert_eq!(*seen.borrow(), Some(vec![true, false, true]));
         assert!(!s.finishing());
         assert_eq!(s.finish_step(), Finish::Done);
+    }
+
+    /// The store's own work (the index file after a scan) runs only when
+    /// no command waits and no answer is unsent, a step at a time.
+    #[test]
+    fn background_work_waits_for_commands_and_unsent_answers() {
+        let mut out = Buffer::new(4096);
+        let mut s: Session<Fake> = Session::new(SessionLimits::default(), &mut out);
+        out.consume(out.data().len());
+        let store = fake(&[b"a\n", b"b\n"]);
+        let left = store.background.clone();
+        left.set(3);
+        s.login_ok(store, &mut out);
+        let input = b"STAT\r\nNOOP\r\n";
+        s.input_space()[..input.len()].copy_from_slice(input);
+        s.input_added(input.len());
+        // PASS's answer and both commands' are there before any step.
+        assert!(matches!(s.advance(&mut out), Want::Input));
+        assert_eq!(left.get(), 3);
+        assert_eq!(
+            String::from_utf8_lossy(out.data()),
+            "+OK 2 messages (6 octets)\r\n+OK 2 6\r\n+OK\r\n"
+        );
+        out.consume(out.data().len());
+        assert!(matches!(s.advance(&mut out), Want::Busy));
+        assert_eq!(left.get(), 2);
+        // A command that came meanwhile is answered, and the answer sent,
+        // before the next step.
+        s.input_space()[..6].copy_from_slice(b"STAT\r\n");
+        s.input_added(6);
+        assert!(matches!(s.advance(&mut out), Want::Input));
+        assert_eq!(left.get(), 2);
+        out.consume(out.data().len());
+        assert!(matches!(s.advance(&mut out), Want::Busy));
+        assert!(matches!(s.advance(&mut out), Want::Busy));
+        assert_eq!(left.get(), 0);
+        assert!(matches!(s.advance(&mut out), Want::Input));
+        assert!(!s.finishing());
+    }
+
+    /// A session that ends (QUIT with nothing deleted, or the client gone)
+    /// before the store's own work is done leaves it to finish after.
+    #[test]
+    fn background_work_left_at_the_end_is_finished_after() {
+        for input in [&b"QUIT\r\n"[..], b""] {
+            let mut out = Buffer::new(4096);
+            let mut s: Session<Fake> = Session::new(SessionLimits::default(), &mut out);
+            let store = fake(&[b"a\n"]);
+            let left = store.background.clone();
+            left.set(2);
+            s.login_ok(store, &mut out);
+            s.input_space()[..input.len()].copy_from_slice(input);
+            s.input_added(input.len());
+            if input.is_empty() {
+                s.input_closed();
+            }
+            assert!(matches!(s.advance(&mut out), Want::Close(_)));
+            assert_eq!(left.get(), 2);
+            assert!(s.finishing());
+            assert_eq!(s.finish_step(), Finish::Busy);
+            assert!(s.finishing());
+            assert_eq!(s.finish_step(), Finish::Stored);
+            assert!(!s.finishing());
+            assert_eq!(left.get(), 0);
+            assert_eq!(s.finish_step(), Finish::Done);
+            assert!(s.take_store().is_some());
+        }
+        // An expunge gives the work up (the store does): only the expunge
+        // is left.
+        let mut out = Buffer::new(4096);
+        let mut s: Session<Fake> = Session::new(SessionLimits::default(), &mut out);
+        let store = fake(&[b"a\n", b"b\n"]);
+        store.background.set(5);
+        s.login_ok(store, &mut out);
+        let input = b"DELE 1\r\nQUIT\r\n";
+        s.input_space()[..input.len()].copy_from_slice(input);
+        s.input_added(input.len());
+        assert!(matches!(s.advance(&mut out), Want::Sleep(_)));
+        assert!(matches!(s.advance(&mut out), Want::Busy));
+        assert!(matches!(s.advance(&mut out), Want::Busy));
+        assert!(matches!(
+            s.advance(&mut out),
+            Want::Close(End::Quit(Some(_)))
+        ));
+        assert!(!s.finishing());
     }
 
     #[test]

@@ -13,8 +13,10 @@
 //! when the session waits for a command with nothing left to write.
 //!
 //! A QUIT answered at an expunge's commit point ([`Session::finishing`])
-//! leaves work after the end: the connection hangs up (the client is told
-//! and goes) and keeps its slot, stepping the expunge, until it is done.
+//! leaves work after the end, and so does a session that ends before the
+//! index file its opening started is written: the connection hangs up (the
+//! client is told and goes) and keeps its slot, stepping the work, until it
+//! is done.
 
 use std::fs::File;
 use std::io::{self, Read, Write};
@@ -295,7 +297,7 @@ impl Conn {
                         let ms = self.answered.map_or(0, |t| t.elapsed().as_millis());
                         crate::info!("expunge finished {ms} ms after QUIT was answered");
                     }
-                    Finish::Failed => {} // logged by the mailbox
+                    Finish::Failed | Finish::Stored => {} // (failures logged by the mailbox)
                 }
                 // Over: gone, or (the answer still unwritten) a plain close.
                 return if self.hung_up() {

@@ -64,4 +64,21 @@ impl Store for UserMailbox {
     fn expunge_step(&mut self, budget: usize) -> Result<ExpungeStep, MboxError> {
         self.as_user(|mb| mb.expunge_step(budget))
     }
+    fn background_pending(&self) -> bool {
+        self.inner.storing()
+    }
+    // As the user: the index file is renamed into place in the spool.
+    fn background_step(&mut self, budget: usize) -> bool {
+        match FsIdentity::enter_opt(self.as_user) {
+            Ok(_guard) => self.inner.store_step(budget),
+            Err(e) => {
+                crate::notice!(
+                    "cannot write the index file of {}: {e}",
+                    self.inner.path().display()
+                );
+                self.inner.store_give_up();
+                false
+            }
+        }
+    }
 }
