@@ -17,13 +17,13 @@
 //! opening that had to confirm it under the lock, and after an expunge of a
 //! mailbox whose index covers that much. Removed when an expunge starts
 //! moving bytes (so that no crash leaves a stale one behind), and when a full
-//! scan or an expunge leaves the mailbox too small to need one. Read and written in
-//! bounded steps, like the scan; the file an opening starts is written after
-//! the mailbox is handed over (`Mailbox::store_step`: the client has its
-//! answer to PASS meanwhile, and a session that ends first finishes it). Made by the identity that makes the
-//! dotlock, owned by the mailbox's owner, mode 0600; a file that is not a
-//! regular file of the mailbox's owner, or that others may write, is
-//! ignored with a log line.
+//! scan or an expunge leaves the mailbox too small to need one. Read and
+//! written in bounded steps, like the scan; the file an opening starts is
+//! written after the mailbox is handed over (`Mailbox::store_step`: the
+//! client has its answer to PASS meanwhile, and a session that ends first
+//! finishes it). Made by the identity that makes the dotlock, owned by the
+//! mailbox's owner, mode 0600; a file that is not a regular file of the
+//! mailbox's owner, or that others may write, is ignored with a log line.
 //!
 //! Format (little-endian): a 16-byte magic line; a [`HEADER`]-byte header
 //! (device, inode and birth time of the mailbox; its size, mtime and ctime
