@@ -159,9 +159,6 @@ pub struct Session<S> {
     spent_store: Option<S>,
     /// The spent store still has a committed expunge to finish.
     finishing: bool,
-    /// The spent store still has work of its own left from the opening
-    /// ([`Store::background_pending`]).
-    storing: bool,
 }
 
 /// What is left to do after the session ended ([`Session::finish_step`]).
@@ -213,7 +210,6 @@ impl<S: Store> Session<S> {
             auth_request: None,
             spent_store: None,
             finishing: false,
-            storing: false,
         }
     }
 
@@ -249,7 +245,6 @@ impl<S: Store> Session<S> {
             if let Some(end) = self.ending.take() {
                 if let Phase::Transaction(txn) = std::mem::replace(&mut self.phase, Phase::Ended) {
                     self.finishing = txn.finishing;
-                    self.storing = txn.store.background_pending();
                     self.spent_store = Some(txn.store);
                 }
                 self.pending = Pending::None;
@@ -500,7 +495,7 @@ impl<S: Store> Session<S> {
     /// own work ([`Store::background_pending`]), still runs after the end:
     /// the driver calls [`Session::finish_step`] until it is done.
     pub fn finishing(&self) -> bool {
-        self.finishing || self.storing
+        self.finishing || self.spent_store.as_ref().is_some_and(S::background_pending)
     }
 
     /// After the end: one bounded step of an expunge whose QUIT was answered
@@ -510,15 +505,15 @@ impl<S: Store> Session<S> {
     /// next opening finish the work.
     pub fn finish_step(&mut self) -> Finish {
         let store = match self.spent_store.as_mut() {
-            Some(store) if self.finishing || self.storing => store,
+            Some(store) if self.finishing || store.background_pending() => store,
             _ => return Finish::Done,
         };
         if !self.finishing {
-            if store.background_step(STORE_BUDGET) {
-                return Finish::Busy;
-            }
-            self.storing = false;
-            return Finish::Stored;
+            return if store.background_step(STORE_BUDGET) {
+                Finish::Busy
+            } else {
+                Finish::Stored
+            };
         }
         match store.expunge_step(EXPUNGE_BUDGET) {
             Ok(ExpungeStep::Pending | ExpungeStep::Committed { .. }) => Finish::Busy,
