@@ -74,6 +74,8 @@ pub const LOCK_RETRY: Duration = Duration::from_millis(25);
 pub const DOTLOCK_STALE: Duration = Duration::from_secs(300);
 /// How often a held dotlock's mtime is refreshed during long operations.
 pub const DOTLOCK_REFRESH: Duration = Duration::from_secs(60);
+// A held dotlock must never look stale to others.
+const _: () = assert!(DOTLOCK_REFRESH.as_secs() * 2 <= DOTLOCK_STALE.as_secs());
 /// Mailboxes whose message indexes the daemon remembers between sessions.
 pub const INDEX_CACHE_ENTRIES: usize = 256;
 /// Memory the remembered indexes may use in total (40 bytes per message).

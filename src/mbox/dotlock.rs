@@ -345,6 +345,17 @@ mod tests {
         // Young: valid.
         fs::write(&lock, b"").unwrap();
         assert!(matches!(Dotlock::try_lock(&mb), DotTry::Busy));
+        // Without a pid, valid until it is 5 minutes old (a holder that
+        // refreshes it every minute is never taken for gone).
+        for secs in [60, 299] {
+            File::options()
+                .write(true)
+                .open(&lock)
+                .unwrap()
+                .set_modified(SystemTime::now() - Duration::from_secs(secs))
+                .unwrap();
+            assert!(matches!(Dotlock::try_lock(&mb), DotTry::Busy), "{secs} s");
+        }
         // Old but naming a live process (pid 1): valid.
         fs::write(&lock, b"1\n").unwrap();
         File::options()

@@ -638,6 +638,155 @@ fn expunge_of_the_last_message_with_appended_mail() {
 }
 
 #[test]
+fn expunge_refuses_appended_bytes_that_start_no_message() {
+    // Bytes written after the indexed end that a fresh scan reads as more
+    // lines of the last message (a writer that ignores the locks, or a
+    // broken one): no expunge may glue them to a kept message, or leave
+    // them at the start of the file.
+    let m = mbox(&[b"A: 1\n\none\n", b"A: 2\n\ntwo\n"]);
+    for deleted in [[true, false], [false, true], [true, true]] {
+        let t = Temp::with("append-no-from", &m);
+        let mut mb = open(&t);
+        t.append(b"more text\n");
+        let before = t.read();
+        let r = mb.expunge(&deleted);
+        assert!(matches!(r, Err(MboxError::Changed)), "{deleted:?}: {r:?}");
+        assert_eq!(t.read(), before, "{deleted:?}");
+        assert!(!journal::path(t.path()).exists());
+    }
+}
+
+#[test]
+fn expunge_never_cuts_where_no_message_starts_any_more() {
+    // A same-length edit takes away the message boundary where the
+    // compaction would cut: the From_ line itself, or the empty line before
+    // it. The stamp changed, so the spot check runs, but it samples only a
+    // few of the 4000 messages: the check of every cut point is what
+    // refuses the expunge (were it missing, this test would still pass
+    // when the spot check happens to pick message k or k-1, about 0.4% of
+    // the time).
+    let n = 4000;
+    let bodies: Vec<Vec<u8>> = (0..n)
+        .map(|i| format!("A: {i}\n\nbody {i}\n").into_bytes())
+        .collect();
+    let refs: Vec<&[u8]> = bodies.iter().map(|b| b.as_slice()).collect();
+    let m = mbox(&refs);
+    let k = n / 2 + 7;
+    for (what, back, byte) in [("From_ line", 0, b"X"), ("empty line", 1, b"x")] {
+        let t = Temp::with("cut-edit", &m);
+        let mut mb = open(&t);
+        let at = mb.index.entries[k].raw_start;
+        assert_eq!(&m[at as usize..at as usize + 5], b"From ");
+        t.patch(at - back, byte);
+        let before = t.read();
+        // Deleting message k-1 cuts at its start and at message k's.
+        let mut deleted = vec![false; n];
+        deleted[k - 1] = true;
+        let r = mb.expunge(&deleted);
+        assert!(matches!(r, Err(MboxError::Changed)), "{what}: {r:?}");
+        assert_eq!(t.read(), before, "{what}");
+        assert!(!journal::path(t.path()).exists());
+    }
+}
+
+/// Whether the mailbox at `t` is locked by somebody else than the caller
+/// now: its fcntl lock cannot be taken exclusively from another open file
+/// description, and its dotlock exists.
+fn locks_held(t: &Temp) -> (bool, bool) {
+    let other = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(t.path())
+        .unwrap();
+    let free = try_lock(&other, crate::sys::lock::LockKind::Exclusive).unwrap();
+    if free {
+        unlock(&other).unwrap();
+    }
+    (!free, dotlock::lock_path(t.path()).exists())
+}
+
+/// Steps an opening of `t` with a small budget and says, for each step that
+/// returned [`Step::Pending`], whether both locks were held after it.
+fn locks_between_steps(t: &Temp) -> Vec<bool> {
+    let mut o = Opening::start(t.path(), &limits(), None).unwrap();
+    let mut seen = Vec::new();
+    loop {
+        match o.step(16 * 1024).unwrap() {
+            Step::Done(_) => break,
+            Step::Waiting(d) => std::thread::sleep(d),
+            Step::Pending => {
+                let (fcntl, dot) = locks_held(t);
+                assert_eq!(fcntl, dot, "one lock without the other");
+                seen.push(fcntl);
+            }
+        }
+    }
+    assert_eq!(locks_held(t), (false, false), "locks left behind");
+    seen
+}
+
+#[test]
+fn scans_and_recoveries_hold_the_locks_between_steps() {
+    // A scan in steps: the locks are taken once and kept until the index
+    // is complete (a delivery in between would be half-read otherwise).
+    let t = Temp::with("held-scan", &many_messages(2000));
+    let seen = locks_between_steps(&t);
+    let first = seen.iter().position(|&h| h).expect("the scan locks");
+    assert!(seen[first..].iter().all(|&h| h), "{seen:?}");
+    let len = fs::metadata(t.path()).unwrap().len() as usize;
+    assert!(seen.len() - first >= len / (16 * 1024) - 1, "{seen:?}");
+    // An interrupted expunge finished by the next opening, in steps: no
+    // delivery may land between the compaction's steps either.
+    let mut mb = open(&t);
+    let mut deleted = vec![false; mb.count()];
+    deleted[0] = true;
+    mb.expunge_start(&deleted);
+    while !matches!(mb.expunge_step(64).unwrap(), ExpungeStep::Committed { .. }) {}
+    drop(mb);
+    assert!(journal::path(t.path()).exists());
+    let seen = locks_between_steps(&t);
+    assert!(!journal::path(t.path()).exists());
+    let first = seen.iter().position(|&h| h).expect("the recovery locks");
+    assert!(seen[first..].iter().all(|&h| h), "{seen:?}");
+    assert!(seen.len() - first >= len / (16 * 1024), "{seen:?}");
+    assert_eq!(open(&t).count(), 1999);
+}
+
+#[test]
+fn an_expunge_finished_after_a_crash_retires_its_ids() {
+    // Two copies of one message share popa3d's id; ours differ. Once the
+    // first copy is deleted, the second keeps its id, and the deleted id is
+    // never given to a copy delivered later, also when the expunge was
+    // finished by the next opening after a crash.
+    let a: &[u8] = b"Subject: same\n\nsame\n";
+    let t = Temp::with("crash-retire", &mbox(&[a, a, b"Subject: other\n\nother\n"]));
+    let mut mb = open(&t);
+    let before = uids(&mb);
+    assert_ne!(before[0], before[1]);
+    mb.expunge_start(&[true, false, false]);
+    loop {
+        match mb.expunge_step(16).unwrap() {
+            ExpungeStep::Committed { .. } => break,
+            ExpungeStep::Done(_) => panic!("finished before its commit was seen"),
+            _ => {}
+        }
+    }
+    drop(mb);
+    assert!(journal::path(t.path()).exists());
+    let mb = open(&t);
+    assert!(!journal::path(t.path()).exists());
+    assert_eq!(uids(&mb), before[1..]);
+    t.append(format!("\n{F}").as_bytes());
+    t.append(a);
+    let now = uids(&open(&t));
+    assert_eq!(now[..2], before[1..]);
+    assert!(
+        !before.contains(&now[2]),
+        "{now:?} reuses one of {before:?}"
+    );
+}
+
+#[test]
 fn expunge_all_leaves_an_empty_file() {
     let t = Temp::with("expunge-all", &mbox(&[b"A: 1\n\none\n", b"A: 2\n\ntwo\n"]));
     fs::set_permissions(t.path(), fs::Permissions::from_mode(0o600)).unwrap();

@@ -222,5 +222,11 @@ mod tests {
         };
         assert!(!quiet(&seen, &touched, at));
         assert!(!quiet(&touched, &touched, at));
+        // An mtime set back, older than the confirmed one: not the same file.
+        let back = Stamp {
+            mtime_sec: 1_600_000_000,
+            ..seen
+        };
+        assert!(!quiet(&seen, &back, at));
     }
 }
