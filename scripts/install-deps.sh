@@ -78,6 +78,7 @@ APT_CHECKS=(
     "mkpasswd:whois"
     "dotlockfile:liblockfile-bin"
     "socat:socat"
+    "strace:strace"
     "gcc:gcc"
     "make:make"
     "dpkg-source:dpkg-dev"
