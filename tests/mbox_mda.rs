@@ -410,6 +410,8 @@ fn procmail_delivers_during_an_expunge() {
     let env = [
         ("POP3D_DEBUG_EXPUNGE_HOLD", hold.display().to_string()),
         ("POP3D_DEBUG_JOURNAL_BLOCK", "65536".to_string()),
+        // A held dotlock is touched every minute; here every 200 ms.
+        ("POP3D_DEBUG_DOTLOCK_REFRESH_MS", "200".to_string()),
     ];
     let server = Server::start(&w, &env);
     let lock = w.spool.join("mbuser.lock");
@@ -430,6 +432,15 @@ fn procmail_delivers_during_an_expunge() {
             assert!(start.elapsed() < TIMEOUT, "no dotlock during the expunge");
             std::thread::sleep(Duration::from_millis(5));
         }
+        // As if the compaction had run for ten minutes: without its
+        // refreshes the lock would now look stale to every MDA.
+        let ten_minutes_ago = SystemTime::now() - Duration::from_secs(600);
+        fs::File::options()
+            .write(true)
+            .open(&lock)
+            .unwrap()
+            .set_modified(ten_minutes_ago)
+            .unwrap();
         let late = format!("{FROM}Subject: late {round}\n\nduring the expunge\n");
         let mut pm = w.procmail(&late);
         // A session logging in now waits for the locks as well.
@@ -452,6 +463,13 @@ fn procmail_delivers_during_an_expunge() {
         assert!(
             pm.try_wait().unwrap().is_none(),
             "procmail delivered while the expunge held its locks"
+        );
+        let age = SystemTime::now()
+            .duration_since(fs::metadata(&lock).unwrap().modified().unwrap())
+            .unwrap_or_default();
+        assert!(
+            age < Duration::from_secs(5),
+            "the held dotlock was not refreshed: {age:?} old"
         );
         let tag = format!("Subject: late {round}\n");
         let now = fs::read(w.mbox()).unwrap();

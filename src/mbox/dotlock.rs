@@ -60,6 +60,20 @@ fn fingerprint(m: &fs::Metadata) -> (u64, u64) {
     (m.dev(), m.ino())
 }
 
+/// How often a held lock is touched: [`DOTLOCK_REFRESH`], or in debug builds
+/// `POP3D_DEBUG_DOTLOCK_REFRESH_MS`, so that a test sees the refresh of a
+/// held expunge without holding it for a minute.
+fn refresh_every() -> Duration {
+    #[cfg(debug_assertions)]
+    if let Some(ms) = std::env::var("POP3D_DEBUG_DOTLOCK_REFRESH_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        return Duration::from_millis(ms);
+    }
+    DOTLOCK_REFRESH
+}
+
 /// `path` + `.lock`.
 pub(crate) fn lock_path(mailbox: &Path) -> PathBuf {
     let mut p = mailbox.as_os_str().to_owned();
@@ -193,7 +207,7 @@ impl Dotlock {
     /// Touches the lock file if [`DOTLOCK_REFRESH`] has passed since the
     /// last touch, so that nobody takes it for stale during a long operation.
     pub(crate) fn refresh(&mut self) {
-        if self.refreshed.elapsed() < DOTLOCK_REFRESH {
+        if self.refreshed.elapsed() < refresh_every() {
             return;
         }
         self.refreshed = Instant::now();
