@@ -546,17 +546,17 @@ enum Op {
 }
 
 /// The calls of an `strace -f -y` log on `files` (by path), in order, as
-/// (index into `files`, what it did); failed calls left out.
-fn traced(log: &str, files: &[&Path]) -> Vec<(usize, Op)> {
+/// (index into `files`, what it did, its result); failed calls left out.
+fn traced(log: &str, files: &[&Path]) -> Vec<(usize, Op, u64)> {
     let mut ops = Vec::new();
     for line in log.lines() {
         // "PID name(args) = result"
         let Some((call, result)) = line.rsplit_once(" = ") else {
             continue;
         };
-        if result.starts_with('-') {
-            continue;
-        }
+        let Ok(result) = result.trim().parse::<u64>() else {
+            continue; // failed, or not a plain number
+        };
         let call = call.split_once(' ').map_or(call, |(_, c)| c.trim_start());
         let Some((name, args)) = call.split_once('(') else {
             continue;
@@ -578,7 +578,7 @@ fn traced(log: &str, files: &[&Path]) -> Vec<(usize, Op)> {
                 .map(|(p, _)| p)
         };
         if let Some(i) = path.and_then(|p| files.iter().position(|f| Path::new(p) == *f)) {
-            ops.push((i, op));
+            ops.push((i, op, result));
         }
     }
     ops
@@ -590,7 +590,8 @@ fn traced(log: &str, files: &[&Path]) -> Vec<(usize, Op)> {
 /// directory entry too, before the mailbox's first byte is written; every
 /// journal write (a record, or a block's bytes staged) finds every earlier
 /// mailbox write synced (so the record or staged copy it replaces is no
-/// longer needed); every mailbox write and the truncation find every
+/// longer needed); a record finds the bytes it names synced (its checksum
+/// of them is not one an attacker's mail could not match); every mailbox write and the truncation find every
 /// journal write synced (the record that lets a redo finish them is on
 /// disk); the journal goes only once the truncated mailbox is synced.
 #[test]
@@ -644,10 +645,14 @@ fn the_write_order_makes_an_expunge_safe_against_a_power_cut() {
         &[&path, &journal, &dir.0],
     );
     let (mut m_dirty, mut j_dirty, mut dir_synced, mut removed) = (false, false, false, false);
+    // A journal record is one write of 128 bytes; staged bytes and the
+    // header are other writes.
+    let mut j_data_dirty = false;
+    let mut records = 0;
     let mut j_writes_after_m = 0;
     let mut m_syncs = 0;
     let mut m_writes = 0;
-    for (k, &(file, op)) in ops.iter().enumerate() {
+    for (k, &(file, op, len)) in ops.iter().enumerate() {
         let at = format!("call {k} of {ops:?}");
         match (file, op) {
             (f, Op::Write) if f == j => {
@@ -656,10 +661,19 @@ fn the_write_order_makes_an_expunge_safe_against_a_power_cut() {
                     "journal written before the mailbox was synced, {at}"
                 );
                 assert!(!removed, "{at}");
+                if len == 128 {
+                    assert!(
+                        !j_data_dirty,
+                        "a record written before its bytes were synced, {at}"
+                    );
+                    records += 1;
+                } else {
+                    j_data_dirty = true;
+                }
                 j_dirty = true;
                 j_writes_after_m += usize::from(m_writes > 0);
             }
-            (f, Op::Sync) if f == j => j_dirty = false,
+            (f, Op::Sync) if f == j => (j_dirty, j_data_dirty) = (false, false),
             (f, Op::Write | Op::Truncate) if f == m => {
                 assert!(
                     !j_dirty,
@@ -692,9 +706,12 @@ fn the_write_order_makes_an_expunge_safe_against_a_power_cut() {
     // Enough happened for the checks to mean something: several staged and
     // direct blocks, each record after the mailbox's sync, and the
     // truncation.
-    assert!(ops.contains(&(m, Op::Truncate)), "{ops:?}");
     assert!(
-        m_writes >= 8 && m_syncs >= 6 && j_writes_after_m >= 6,
+        ops.iter().any(|&(f, op, _)| (f, op) == (m, Op::Truncate)),
+        "{ops:?}"
+    );
+    assert!(
+        m_writes >= 8 && m_syncs >= 6 && j_writes_after_m >= 6 && records >= 8,
         "{ops:?}"
     );
 }
