@@ -590,10 +590,11 @@ fn traced(log: &str, files: &[&Path]) -> Vec<(usize, Op, u64)> {
 /// directory entry too, before the mailbox's first byte is written; every
 /// journal write (a record, or a block's bytes staged) finds every earlier
 /// mailbox write synced (so the record or staged copy it replaces is no
-/// longer needed); a record finds the bytes it names synced (its checksum
-/// of them is not one an attacker's mail could not match); every mailbox write and the truncation find every
-/// journal write synced (the record that lets a redo finish them is on
-/// disk); the journal goes only once the truncated mailbox is synced.
+/// longer needed); a record finds the bytes it names synced (its fast
+/// checksum of them is one that crafted mail could match); every mailbox
+/// write and the truncation find every journal write synced (the record
+/// that lets a redo finish them is on disk); the journal goes only once the
+/// truncated mailbox is synced.
 #[test]
 fn the_write_order_makes_an_expunge_safe_against_a_power_cut() {
     let strace = common::require_tool("strace", "strace");
