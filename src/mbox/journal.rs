@@ -29,12 +29,12 @@
 //!   nothing it may have overwritten. The staged bytes are fsynced before
 //!   the record naming them is written: the record's checksum of them is a
 //!   fast non-cryptographic sum ([`DataSum`]; an MD5 of a 16 MiB block costs
-//!   more than the fsync), so the order, not the sum, is what keeps a power
-//!   cut from leaving a valid record over torn data. The journal reserves the disk space
-//!   of both slots when it is created (`fallocate`), halving the block size
-//!   (down to 4 KiB) while the disk has not that much room, and is refused
-//!   (nothing deleted) when it has not even that; so staging never finds
-//!   the disk full. Where the file system cannot reserve, the block size is
+//!   far more than the fsync), so the order, not the sum, is what keeps a
+//!   power cut from leaving a valid record over torn data. The journal
+//!   reserves the disk space of both slots when it is created (`fallocate`),
+//!   halving the block size (down to 4 KiB) while the disk has not that much
+//!   room, and is refused (nothing deleted) when it has not even that; so
+//!   staging never finds the disk full. Where the file system cannot reserve, the block size is
 //!   chosen the same way from the free space it reports (`fstatvfs`), and a
 //!   block the disk still fills up under (other writers, quotas) is cut to
 //!   what was staged; where nothing could be staged, the expunge stops with
