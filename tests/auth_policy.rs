@@ -196,6 +196,31 @@ fn failed_login_is_delayed_without_blocking_others() {
     a.quit();
 }
 
+/// An unknown user waits as long as a wrong password (the timing tells
+/// nothing about which names exist), and each failure from one address
+/// doubles the delay, up to the maximum.
+#[test]
+fn failures_from_one_address_wait_longer_each_time_whatever_the_user() {
+    let w = policy_world();
+    let server = start(&w, &["--fail-delay", "1", "--fail-delay-max", "15"]);
+    let mut c = server.connect();
+    let mut waited = Vec::new();
+    for (user, pw) in [("nosuchuser", "x"), ("alice", "wrong"), ("nosuchuser", "y")] {
+        assert_eq!(c.cmd(&format!("USER {user}")), "+OK send PASS");
+        let t0 = Instant::now();
+        assert_eq!(c.cmd(&format!("PASS {pw}")), REFUSED);
+        waited.push(t0.elapsed());
+    }
+    for (k, want) in [1, 2, 4].into_iter().enumerate() {
+        assert!(
+            waited[k] >= Duration::from_secs(want),
+            "failure {} refused after {:?} (all: {waited:?})",
+            k + 1,
+            waited[k]
+        );
+    }
+}
+
 #[test]
 fn third_failure_closes_the_connection() {
     let w = policy_world();

@@ -1429,9 +1429,128 @@ mod tests {
             "-ERR [AUTH] Authentication failed\r\n"
         );
         assert!(h.end.is_none());
-        // An AUTH line longer than a command line is fine.
+        // An AUTH line longer than a command line is fine, and so is a
+        // continuation line: "\0bob\0" and a 499-octet password.
         let long = format!("AUTH PLAIN {}\r\n", "QUFB".repeat(100));
         assert!(h.send(long.as_bytes()).starts_with("-ERR malformed"));
+        assert_eq!(h.send(b"AUTH PLAIN\r\n"), "+ \r\n");
+        let long = format!("AGJvYgBh{}\r\n", "YWFh".repeat(166));
+        assert!(long.len() > 600);
+        assert_eq!(
+            h.send(long.as_bytes()),
+            "-ERR [AUTH] Authentication failed\r\n"
+        );
+    }
+
+    #[test]
+    fn a_line_of_255_octets_is_a_command_and_of_256_too_long() {
+        let mut h = Harness::new(fake(&[]));
+        h.send(b"");
+        let ok = format!("NOOP{}\r\n", " ".repeat(LINE_MAX - 4));
+        assert_eq!(ok.len(), LINE_MAX + 2);
+        // Trailing blanks are ignored: NOOP before login is a bad command.
+        let t = h.send(ok.as_bytes());
+        assert!(!t.contains("too long"), "{t}");
+        let long = format!("NOOP{}\r\n", " ".repeat(LINE_MAX - 3));
+        assert_eq!(h.send(long.as_bytes()), "-ERR line too long\r\n");
+    }
+
+    #[test]
+    fn deleted_messages_count_for_last_and_have_no_uidl() {
+        let mut h = Harness::new(fake(&[b"a\n", b"b\n", b"c\n"]));
+        h.send(b"");
+        h.login();
+        assert_eq!(h.send(b"DELE 2\r\n"), "+OK message 2 deleted\r\n");
+        assert_eq!(h.send(b"LAST\r\n"), "+OK 2\r\n");
+        assert!(h.send(b"UIDL 2\r\n").starts_with("-ERR"));
+        assert_eq!(
+            h.send(b"UIDL\r\n"),
+            "+OK unique-id listing follows\r\n1 uid0\r\n3 uid2\r\n.\r\n"
+        );
+    }
+
+    #[test]
+    fn commands_refused_before_login_count_as_bad_commands() {
+        let mut h = Harness::new(fake(&[]));
+        h.send(b"");
+        let limit = SessionLimits::default().max_bad_commands as usize;
+        let t = h.send("STAT\r\n".repeat(limit + 5).as_bytes());
+        assert_eq!(t.matches("-ERR").count(), limit, "{t}");
+        assert!(h.end.is_some(), "still open after {limit} refused commands");
+    }
+
+    #[test]
+    fn capa_lists_exactly_what_is_implemented() {
+        let mut h = Harness::new(fake(&[]));
+        h.send(b"");
+        let before = h.send(b"CAPA\r\n");
+        h.login();
+        let after = h.send(b"CAPA\r\n");
+        for t in [before, after] {
+            let mut caps: Vec<&str> = t.split("\r\n").skip(1).filter(|l| !l.is_empty()).collect();
+            assert_eq!(caps.pop(), Some("."), "{t}");
+            caps.sort_unstable();
+            let head = |c: &&str| c.split(' ').next().unwrap_or("").to_string();
+            let names: Vec<String> = caps.iter().map(head).collect();
+            assert_eq!(
+                names,
+                [
+                    "AUTH-RESP-CODE",
+                    "IMPLEMENTATION",
+                    "PIPELINING",
+                    "RESP-CODES",
+                    "SASL",
+                    "TOP",
+                    "UIDL",
+                    "USER"
+                ],
+                "{t}"
+            );
+        }
+    }
+
+    #[test]
+    fn unread_answers_stop_the_session_at_whole_replies() {
+        // A client that pipelines many commands and reads nothing: the
+        // session stops when the output has no room for a whole reply
+        // line, and goes on when it is read; nothing is cut or lost.
+        let mut out = Buffer::new(crate::config::OUTPUT_BUF);
+        let mut s = Session::<Fake>::new(SessionLimits::default(), &mut out);
+        let greeting = out.data().len();
+        out.consume(greeting);
+        let one = {
+            let mut h = Harness::new(fake(&[]));
+            h.send(b"");
+            h.send(b"CAPA\r\n")
+        };
+        let mut input: Vec<u8> = "CAPA\r\n".repeat(300).into_bytes();
+        let mut wire = Vec::new();
+        let mut stops = 0;
+        while wire.len() < one.len() * 300 {
+            let space = s.input_space();
+            let n = space.len().min(input.len());
+            space[..n].copy_from_slice(&input[..n]);
+            s.input_added(n);
+            input.drain(..n);
+            match s.advance(&mut out) {
+                Want::Output => {
+                    // Everything so far is whole replies.
+                    assert!(out.data().ends_with(b"\r\n.\r\n"));
+                    stops += 1;
+                    wire.extend_from_slice(out.data());
+                    let k = out.data().len();
+                    out.consume(k);
+                }
+                Want::Input => {
+                    wire.extend_from_slice(out.data());
+                    let k = out.data().len();
+                    out.consume(k);
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        assert!(stops > 0, "the output never filled up");
+        assert_eq!(wire, one.repeat(300).into_bytes());
     }
 
     #[test]
