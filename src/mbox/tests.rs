@@ -693,15 +693,8 @@ fn expunge_never_cuts_where_no_message_starts_any_more() {
 /// now: its fcntl lock cannot be taken exclusively from another open file
 /// description, and its dotlock exists.
 fn locks_held(t: &Temp) -> (bool, bool) {
-    let other = fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(t.path())
-        .unwrap();
-    let free = try_lock(&other, crate::sys::lock::LockKind::Exclusive).unwrap();
-    if free {
-        unlock(&other).unwrap();
-    }
+    // The lock taken, if it was, goes with the descriptor.
+    let free = lock_elsewhere(t).is_some();
     (!free, dotlock::lock_path(t.path()).exists())
 }
 
@@ -1263,13 +1256,20 @@ fn a_held_lock_means_waiting_then_in_use_without_sleeping() {
 
 /// Another open file description of `t` holding an exclusive OFD lock on it.
 fn locked_elsewhere(t: &Temp) -> fs::File {
+    lock_elsewhere(t).expect("the mailbox is free")
+}
+
+/// Another open file description of `t`, if an exclusive OFD lock on it
+/// could be taken at once (held until it is dropped).
+fn lock_elsewhere(t: &Temp) -> Option<fs::File> {
     let other = fs::OpenOptions::new()
         .read(true)
         .write(true)
         .open(t.path())
         .unwrap();
-    assert!(try_lock(&other, crate::sys::lock::LockKind::Exclusive).unwrap());
-    other
+    try_lock(&other, crate::sys::lock::LockKind::Exclusive)
+        .unwrap()
+        .then_some(other)
 }
 
 fn age(t: &Temp, secs: u64) {

@@ -1490,8 +1490,10 @@ mod tests {
             let mut caps: Vec<&str> = t.split("\r\n").skip(1).filter(|l| !l.is_empty()).collect();
             assert_eq!(caps.pop(), Some("."), "{t}");
             caps.sort_unstable();
-            let head = |c: &&str| c.split(' ').next().unwrap_or("").to_string();
-            let names: Vec<String> = caps.iter().map(head).collect();
+            let names: Vec<&str> = caps
+                .iter()
+                .map(|c| c.split(' ').next().unwrap_or(""))
+                .collect();
             assert_eq!(
                 names,
                 [
